@@ -1,0 +1,241 @@
+"""enable(), disable(), open_sessions() and check(): the state machine behind the public API."""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import gc
+import logging
+import os
+import sys
+import threading
+
+from . import _hooks, _report
+from ._config import Options
+from ._guard import guard, internal_error
+from ._tracker import TRACKER
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from types import ModuleType, TracebackType
+    from typing import Any, Callable, TypeVar
+
+    from .integrations import Integration
+
+    F = TypeVar("F", bound=Callable[..., Any])
+
+
+class LeakError(AssertionError):
+    """Sessions created inside a check() block leaked; `.leaks` holds their records."""
+
+    def __init__(self, leaks: list[_report.Leak]) -> None:
+        self.leaks = leaks
+        noun = "session" if len(leaks) == 1 else "sessions"
+        body = "\n".join(leak.text() for leak in leaks)
+        super().__init__(f"{len(leaks)} leaked {noun}\n{body}")
+
+
+class _State:
+    """Whether leakguard is on, with what options, and which integrations it patched."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.enabled = False
+        self.options = Options()
+        self.reporter: _report.Reporter | None = None
+        self.integrations: dict[str, Integration] = {}
+        self.atexit_registered = False
+        self.pid = os.getpid()
+
+
+_STATE = _State()
+
+
+def enable(**options: Any) -> None:
+    """Switch leakguard on with the SPEC's options; calling it again changes the options."""
+    opts = Options(**options)  # a bad keyword or value raises here, in the caller's code
+    with _STATE.lock:
+        if _STATE.enabled:
+            disable()
+        suppressions = _load_suppressions(opts.suppressions)
+        reporter = _report.Reporter(opts, suppressions)
+        _STATE.options = opts
+        _STATE.reporter = reporter
+        if opts.log == "debug" and _report.logger.level in (logging.NOTSET, logging.WARNING):
+            _report.logger.setLevel(logging.DEBUG)
+        TRACKER.stack_depth = opts.stack_depth
+        TRACKER.on_leaks = reporter.leaked
+        TRACKER.on_event = reporter.lifecycle if opts.log == "debug" else None
+        TRACKER.start()
+        from .integrations import all_integrations
+
+        _STATE.integrations = {n: i for n, i in all_integrations().items() if n in opts.targets}
+        explicit = opts.targets != Options().targets
+        for integration in _STATE.integrations.values():
+            _hooks.when_imported(integration.module,
+                                 functools.partial(_patch, integration, explicit))
+        _register_at_exit()
+        if not _STATE.atexit_registered and hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_after_fork)
+        _STATE.atexit_registered = True
+        _STATE.enabled = True
+
+
+class _Primer:
+    pass
+
+
+def _register_at_exit() -> None:
+    # atexit runs handlers last-registered-first. Ours must run while the pools are still
+    # open and logging still works: after `import logging` (done above), after weakref's
+    # own exit hook (urllib3 2 closes pools from a weakref.finalize at exit: priming it
+    # here registers that hook now), and after whatever a client library registered at
+    # import (re-registered when each library is patched).
+    import weakref
+
+    weakref.finalize(_Primer, lambda: None).detach()
+    atexit.unregister(_at_exit)
+    atexit.register(_at_exit)
+
+
+def _load_suppressions(path: str | None) -> Any:
+    if not path:
+        return None
+    from ._suppress import SuppressionError, Suppressions
+
+    try:
+        return Suppressions.load(path)
+    except (OSError, SuppressionError) as exc:
+        detail = exc if isinstance(exc, SuppressionError) else f"{path}: {exc.strerror}"
+        sys.stderr.write(f"leakguard: ignoring the suppressions file: {detail}\n")
+        return None
+
+
+def _patch(integration: Integration, explicit: bool, module: ModuleType) -> None:
+    if not _STATE.enabled or integration.patched:
+        return
+    if not integration.supported(module):
+        why = (f"leakguard: not tracking {integration.name} {integration.version(module)}: "
+               f"supported versions are {integration.supported_range()}")
+        _report.logger.log(logging.WARNING if explicit else logging.DEBUG, why)
+        return
+    integration.patch(module)
+    _register_at_exit()
+    reporter = _STATE.reporter
+    if reporter is not None:
+        reporter.library_dirs = (*reporter.library_dirs, integration.library_dir)
+
+
+def disable() -> None:
+    """Remove every patch and stop tracking; sessions already tracked are forgotten."""
+    with _STATE.lock:
+        _hooks.forget_hooks()
+        for integration in _STATE.integrations.values():
+            integration.unpatch()
+        _STATE.integrations = {}
+        TRACKER.stop()
+        TRACKER.on_leaks = None
+        TRACKER.on_event = None
+        _STATE.enabled = False
+
+
+def is_enabled() -> bool:
+    """Whether leakguard is tracking sessions in this process."""
+    return _STATE.enabled
+
+
+def open_sessions() -> list[_report.Leak]:
+    """The tracked sessions still open, as records with the fields of the JSON record."""
+    return [_report.Leak(record, "open") for record, event in TRACKER.collect_open()
+            if event == "exit"]
+
+
+def _at_exit() -> None:
+    with guard("the exit report"):
+        reporter = _STATE.reporter
+        if not _STATE.enabled or reporter is None or _STATE.pid != os.getpid():
+            return
+        leaks = TRACKER.collect_open(mark_done=True)
+        if leaks:
+            reporter.leaked(leaks)
+        summary = reporter.summary()
+        if summary:
+            _report.emit(logging.WARNING, summary)
+
+
+def _after_fork() -> None:
+    # The child starts with an empty registry: the parent reports its own sessions.
+    with guard("resetting after fork"):
+        TRACKER.after_fork()
+        reporter = _STATE.reporter
+        if reporter is not None:
+            reporter.leaks.clear()
+            reporter.suppressed.clear()
+            reporter.lock = threading.Lock()
+        _STATE.pid = os.getpid()
+
+
+class check:
+    """Context manager and decorator: raise LeakError if a session created inside leaked."""
+
+    def __init__(self) -> None:
+        self._claim: _report.Claim | None = None
+
+    def __enter__(self) -> check:
+        reporter = _STATE.reporter
+        if _STATE.enabled and reporter is not None:
+            self._claim = _report.Claim(TRACKER.last_seq())
+            reporter.claims.append(self._claim)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        claim, self._claim = self._claim, None
+        if claim is None:
+            return
+        leaks: list[_report.Leak] = []
+        try:
+            gc.collect()
+            TRACKER.drain()
+            still_open = [(r, e) for r, e in TRACKER.collect_open() if r.seq > claim.start]
+            leaks = list(claim.leaks) + [_report.Leak(r, e) for r, e in still_open]
+            TRACKER.forget([r for r, _ in still_open])
+        except Exception as error:
+            internal_error("check()", error)
+        finally:
+            reporter = _STATE.reporter
+            if reporter is not None and claim in reporter.claims:
+                reporter.claims.remove(claim)
+        if leaks and exc is None:
+            raise LeakError(sorted(leaks, key=lambda leak: leak.seq))
+
+    async def __aenter__(self) -> check:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __call__(self, func: F) -> F:
+        import inspect
+
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def async_checked(*args: Any, **kwargs: Any) -> Any:
+                async with check():
+                    return await func(*args, **kwargs)
+
+            return async_checked  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            with check():
+                return func(*args, **kwargs)
+
+        return checked  # type: ignore[return-value]
+
+
+def iter_integrations() -> Iterator[Integration]:
+    """The integrations leakguard was asked to track in this process."""
+    return iter(list(_STATE.integrations.values()))

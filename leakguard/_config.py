@@ -1,0 +1,141 @@
+"""Every LEAKGUARD* setting, parsed and validated in one place."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+TRUTHY = ("1", "true", "yes", "on")
+FALSY = ("0", "false", "no", "off", "")
+LOG_LEVELS = ("warning", "debug")
+ALL_TARGETS = ("requests", "aiohttp", "httpx", "urllib3")
+MAX_STACK_DEPTH = 1000
+
+
+class Options:
+    """Validated leakguard options; the defaults are the SPEC's."""
+
+    __slots__ = ("exitcode", "log", "report", "stack_depth", "suppressions", "targets")
+
+    def __init__(
+        self,
+        log: str = "warning",
+        stack_depth: int = 32,
+        exitcode: int | None = None,
+        report: str | None = None,
+        suppressions: str | None = None,
+        targets: Iterable[str] | str | None = None,
+    ) -> None:
+        self.log = _log_level(log)
+        self.stack_depth = _stack_depth(stack_depth)
+        self.exitcode = None if exitcode is None else _exitcode(exitcode)
+        self.report = None if report in (None, "") else str(report)
+        self.suppressions = None if suppressions in (None, "") else str(suppressions)
+        self.targets = _targets(targets)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"Options({fields})"
+
+
+def parse_switch(value: str) -> bool | None:
+    """Read a truthy/falsy value; None when it is neither."""
+    v = value.strip().lower()
+    if v in TRUTHY:
+        return True
+    if v in FALSY:
+        return False
+    return None
+
+
+def _log_level(value: object) -> str:
+    v = str(value).strip().lower()
+    if v not in LOG_LEVELS:
+        raise ValueError(f"accepted values are {', '.join(LOG_LEVELS)}")
+    return v
+
+
+def _stack_depth(value: object) -> int:
+    try:
+        n = int(str(value).strip())
+    except ValueError:
+        n = -1
+    if not 1 <= n <= MAX_STACK_DEPTH:
+        raise ValueError(f"accepted values are whole numbers from 1 to {MAX_STACK_DEPTH}")
+    return n
+
+
+def _exitcode(value: object) -> int:
+    try:
+        n = int(str(value).strip())
+    except ValueError:
+        n = -1
+    if not 0 <= n <= 255:
+        raise ValueError("accepted values are whole numbers from 0 to 255")
+    return n
+
+
+def _targets(value: Iterable[str] | str | None) -> tuple[str, ...]:
+    if value is None:
+        return ALL_TARGETS
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = [str(item).strip().lower() for item in items if str(item).strip()]
+    bad = [n for n in names if n not in ALL_TARGETS]
+    if bad or not names:
+        raise ValueError(f"accepted values are comma lists of {','.join(ALL_TARGETS)}")
+    return tuple(n for n in ALL_TARGETS if n in names)
+
+
+# variable -> (enable() keyword, parser); the parser raises ValueError naming what it accepts.
+_VARIABLES = {
+    "LEAKGUARD_LOG": "log",
+    "LEAKGUARD_STACK_DEPTH": "stack_depth",
+    "LEAKGUARD_EXITCODE": "exitcode",
+    "LEAKGUARD_REPORT": "report",
+    "LEAKGUARD_SUPPRESSIONS": "suppressions",
+    "LEAKGUARD_TARGETS": "targets",
+}
+
+
+def complain(variable: str, value: str, accepted: str) -> None:
+    """Write the SPEC's one-line message about a bad variable; never raise."""
+    try:
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        sys.stderr.write(f"leakguard: ignoring {variable}={shown!r}: {accepted}\n")
+    except Exception:  # stderr closed or unencodable: the program runs on regardless
+        pass
+
+
+def switch_from_env(environ: Mapping[str, str] | None = None) -> bool | None:
+    """LEAKGUARD as True/False, or None when unset; a bad value is reported and means off."""
+    env = os.environ if environ is None else environ
+    raw = env.get("LEAKGUARD")
+    if raw is None:
+        return None
+    value = parse_switch(raw)
+    if value is None:
+        complain("LEAKGUARD", raw, f"accepted values are {' '.join(TRUTHY)} (on) "
+                                   f"or {' '.join(v for v in FALSY if v)} or empty (off)")
+        return False
+    return value
+
+
+def options_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The option keywords set in the environment, each value checked; bad ones dropped."""
+    env = os.environ if environ is None else environ
+    found: dict[str, str] = {}
+    for variable, keyword in _VARIABLES.items():
+        raw = env.get(variable)
+        if raw is None:
+            continue
+        try:
+            Options(**{keyword: raw})  # type: ignore[arg-type]
+        except ValueError as exc:
+            complain(variable, raw, str(exc))
+            continue
+        found[keyword] = raw
+    return found

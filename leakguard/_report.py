@@ -1,0 +1,207 @@
+"""Leak reports: logging (or stderr), the closing summary, JSON Lines and suppressions."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+
+from . import _stacks
+from ._guard import guard
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._config import Options
+    from ._suppress import Suppressions
+    from ._tracker import Record
+
+logger = logging.getLogger("leakguard")
+
+EVENTS = {"gc": "garbage-collected without close()", "exit": "still open at interpreter exit"}
+
+
+class Leak:
+    """One leaked (or open) session as the SPEC's record: the fields of the JSON line."""
+
+    __slots__ = ("_raw_stack", "age_s", "connections", "event", "frames", "origins", "pid",
+                 "seq", "task", "thread", "type")
+
+    def __init__(self, record: Record, event: str) -> None:
+        self.event = event
+        self.type = record.type_name
+        self.pid = os.getpid()
+        self.thread = record.thread
+        self.task = record.task
+        self.age_s = round(record.age(), 3)
+        self.seq = record.seq
+        count: int | None = None
+        origins: list[str] = []
+        with guard(f"counting the connections of a {record.type_name}"):
+            count, origins = record.integration.connections(record.resources)
+        self.connections = count
+        self.origins = origins
+        self._raw_stack = record.stack
+        self.frames = _stacks.frames(record.stack)
+
+    @property
+    def stack(self) -> list[dict[str, object]]:
+        """The creation stack, outermost first, as in the JSON record."""
+        return [f.as_dict() for f in self.frames]
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON Lines record."""
+        return {"event": self.event, "type": self.type, "pid": self.pid, "thread": self.thread,
+                "task": self.task, "age_s": self.age_s, "connections": self.connections,
+                "origins": list(self.origins), "stack": list(self.stack)}
+
+    def __repr__(self) -> str:
+        return f"<leakguard.Leak {self.as_dict()!r}>"
+
+    def headline(self) -> str:
+        """`requests.Session garbage-collected without close() (1 open connection ...)`."""
+        what = EVENTS.get(self.event, "open")
+        if self.connections is None:
+            conns = "open connections unknown"
+        else:
+            plural = "" if self.connections == 1 else "s"
+            conns = f"{self.connections} open connection{plural}"
+            if self.origins:
+                conns += " to " + ", ".join(self.origins)
+        where = f"thread {self.thread}" + (f", task {self.task}" if self.task else "")
+        return f"{self.type} {what} ({conns}; created {self.age_s:.1f} s ago in {where})"
+
+    def text(self) -> str:
+        """The full report: headline then the creation stack in traceback layout."""
+        short = self.type.rsplit(".", 1)[-1]
+        return (f"leakguard: {self.headline()}\n"
+                + _stacks.format_frames(self.frames, f"{short} created at"))
+
+    def site(self, library_dirs: tuple[str, ...]) -> tuple[str, int, str]:
+        """The creation site used to group the summary."""
+        return _stacks.site(self._raw_stack, library_dirs)
+
+
+def emit(level: int, text: str) -> None:
+    """Log through the `leakguard` logger, or write to stderr when logging cannot show it."""
+    if _logging_usable():
+        logger.log(level, text)
+        return
+    if level >= logging.WARNING or logger.isEnabledFor(level):
+        try:
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+        except Exception:  # stderr closed: nowhere left to say it
+            pass
+
+
+def _logging_usable() -> bool:
+    # A handler counts if it is open: logging.shutdown() closes handlers without removing them.
+    current: logging.Logger | None = logger
+    while current is not None:
+        if any(not getattr(h, "_closed", False) for h in current.handlers):
+            return True
+        if not current.propagate:
+            return False
+        current = current.parent
+    return False
+
+
+class Reporter:
+    """Turns leaked records into reports and remembers them for the summary."""
+
+    def __init__(self, options: Options, suppressions: Suppressions | None) -> None:
+        self.options = options
+        self.suppressions = suppressions
+        self.lock = threading.Lock()
+        self.leaks: list[Leak] = []
+        self.suppressed: dict[str, int] = {}
+        self.library_dirs: tuple[str, ...] = ()
+        self.claims: list[Claim] = []
+
+    def leaked(self, items: list[tuple[Record, str]]) -> None:
+        """Report each leaked record once (a check() block may claim it instead)."""
+        for record, event in items:
+            leak = Leak(record, event)
+            claim = self._claim_for(record.seq)
+            if claim is not None:
+                claim.leaks.append(leak)
+                continue
+            rule = self.suppressions.match(leak) if self.suppressions else None
+            with self.lock:
+                if rule is not None:
+                    self.suppressed[rule] = self.suppressed.get(rule, 0) + 1
+                    continue
+                self.leaks.append(leak)
+            emit(logging.WARNING, leak.text())
+            if self.options.report:
+                from ._jsonl import append
+
+                append(self.options.report, leak.as_dict())
+
+    def _claim_for(self, seq: int) -> Claim | None:
+        for claim in reversed(self.claims):
+            if seq > claim.start:
+                return claim
+        return None
+
+    def lifecycle(self, record: Record, event: str) -> None:
+        """Debug logging of a session's creation and close."""
+        if not logger.isEnabledFor(logging.DEBUG):
+            return
+        short = record.type_name.rsplit(".", 1)[-1]
+        if event == "created":
+            where = f"thread {record.thread}" + (f", task {record.task}" if record.task else "")
+            text = (f"leakguard: {record.type_name} created in {where}\n"
+                    + _stacks.format_stack(record.stack, f"{short} created at"))
+        else:
+            text = f"leakguard: {record.type_name} closed after {record.age():.1f} s"
+        emit(logging.DEBUG, text)
+
+    def summary(self) -> str | None:
+        """The closing summary grouped by creation site, largest group first; None if clean."""
+        with self.lock:
+            leaks = list(self.leaks)
+            suppressed = sum(self.suppressed.values())
+        if not leaks and not suppressed:
+            return None
+        by_event = {e: sum(1 for x in leaks if x.event == e) for e in EVENTS}
+        parts = [f"{n} {EVENTS[e] if e == 'gc' else 'still open at exit'}"
+                 for e, n in by_event.items() if n]
+        noun = "session" if len(leaks) == 1 else "sessions"
+        head = f"leakguard: {len(leaks)} leaked {noun}"
+        if parts:
+            head += f" ({', '.join(parts)})"
+        if suppressed:
+            head += f", {suppressed} suppressed"
+        groups: dict[tuple[str, str, int, str], int] = {}
+        for leak in leaks:
+            file, line, func = leak.site(self.library_dirs)
+            key = (leak.type, _short_path(file), line, func)
+            groups[key] = groups.get(key, 0) + 1
+        ordered = sorted(groups.items(), key=lambda kv: -kv[1])
+        width = len(str(ordered[0][1])) if ordered else 1
+        lines = [head]
+        for (typ, file, line, func), n in ordered:
+            lines.append(f"  {n:>{width}} x {typ} created at {file}:{line} in {func}")
+        if self.suppressed:
+            lines.append("Suppressions used:")
+            for rule, n in sorted(self.suppressed.items(), key=lambda kv: -kv[1]):
+                lines.append(f"  {n:>{width}} {rule}")
+        return "\n".join(lines)
+
+
+class Claim:
+    """Leaks of sessions created after `start` go to a check() block instead of the log."""
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.leaks: list[Leak] = []
+
+
+def _short_path(path: str) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel

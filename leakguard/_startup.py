@@ -1,0 +1,35 @@
+"""The startup hook: stdlib only, and nothing imported at all until it is switched on."""
+
+from __future__ import annotations
+
+import os
+
+_ran = False
+
+
+def run() -> None:
+    """Entry point of leakguard.pth and leakguard.start: active only if LEAKGUARD is set."""
+    if "LEAKGUARD" in os.environ:
+        activate(default=False)
+
+
+def activate(default: bool) -> None:
+    """Switch leakguard on once per process, as LEAKGUARD says (or `default` if unset)."""
+    global _ran
+    if _ran:
+        return  # a .pth seen twice on sys.path, or .pth plus sitecustomize: once is enough
+    _ran = True
+    try:
+        from ._config import options_from_env, switch_from_env
+
+        on = switch_from_env()
+        if not (default if on is None else on):
+            return
+        from ._api import enable, is_enabled
+
+        if not is_enabled():
+            enable(**options_from_env())
+    except Exception as exc:  # a startup hook that raises would break every interpreter start
+        from ._guard import internal_error
+
+        internal_error("the startup hook", exc)

@@ -1,0 +1,234 @@
+"""The registry of live sessions: leakguard's only mutable state."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from itertools import count
+
+from . import _stacks
+from ._guard import guard
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
+
+    from ._stacks import Stack
+    from .integrations._base import Integration
+
+    LeakSink = Callable[[list[tuple["Record", str]]], None]
+    EventSink = Callable[["Record", str], None]
+
+
+class Record:
+    """What leakguard knows of one tracked session; it never references the session strongly."""
+
+    __slots__ = ("closed", "created", "integration", "key", "ref", "resources", "seq", "stack",
+                 "task", "thread", "type_name")
+
+    def __init__(self, key: int, seq: int, integration: Integration, type_name: str,
+                 stack: Stack, resources: object) -> None:
+        self.key = key
+        self.seq = seq
+        self.integration = integration
+        self.type_name = type_name
+        self.stack = stack
+        self.resources = resources  # the pools, never the session: counted at report time
+        self.created = time.monotonic()
+        self.thread = threading.current_thread().name
+        self.task = _task_name()
+        self.closed = False
+        self.ref: weakref.ref[object] | None = None
+
+    def age(self) -> float:
+        """Seconds since the session was created."""
+        return time.monotonic() - self.created
+
+
+def _task_name() -> str | None:
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return None
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running loop in this thread
+        return None
+    return None if task is None else str(task.get_name())
+
+
+class Tracker:
+    """Live records keyed by id(session); weak references and a deferred verdict queue."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: dict[int, Record] = {}
+        self._dead: deque[int] = deque()  # ids whose weak reference died, verdict pending
+        self._seq = count(1)
+        self._in_gc = False
+        self.done = False  # set once the exit report ran: later deaths are not reported again
+        self.on_leaks: LeakSink | None = None
+        self.on_event: EventSink | None = None
+        self.stack_depth = 32
+
+    # -- lifecycle of the tracker --------------------------------------------------------
+
+    def start(self) -> None:
+        """Listen to garbage collections so that cyclic garbage is judged after its finalizers."""
+        self.done = False
+        if self._gc_callback not in gc.callbacks:
+            gc.callbacks.append(self._gc_callback)
+
+    def stop(self) -> None:
+        """Stop tracking and forget every record."""
+        if self._gc_callback in gc.callbacks:
+            gc.callbacks.remove(self._gc_callback)
+        with self._lock:
+            self._live.clear()
+            self._dead.clear()
+
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock and an empty registry (the parent reports its own)."""
+        self._lock = threading.Lock()
+        self._live = {}
+        self._dead = deque()
+
+    # -- the hot path ----------------------------------------------------------------------
+
+    def track(self, session: object, integration: Integration, type_name: str,
+              stack: Stack) -> Record | None:
+        """Start tracking a freshly constructed session."""
+        key = id(session)
+        record = Record(key, next(self._seq), integration, type_name, stack,
+                        integration.resources(session))
+        record.ref = weakref.ref(session, lambda _ref, _key=key, _t=self: _t._collected(_key))
+        with self._lock:
+            old = self._live.get(key)
+            if old is not None and old.ref is not None and old.ref() is session:
+                return None  # __init__ ran twice on one object: still one session
+            self._live[key] = record
+        if old is not None:  # an earlier session at this address died unjudged: judge it now
+            self._report_if_open([old])
+        if self.on_event is not None:
+            self.on_event(record, "created")
+        return record
+
+    def close(self, session: object) -> None:
+        """The session is closed: forget its record."""
+        key = id(session)
+        with self._lock:
+            record = self._live.get(key)
+            if record is None or record.ref is None:
+                return
+            alive = record.ref()
+            # a dead reference with the object still closable means a finalizer of cyclic
+            # garbage is closing it after our callback ran: that is this session
+            if alive is not session and alive is not None:
+                return
+            del self._live[key]
+            record.closed = True
+        if self.on_event is not None:
+            self.on_event(record, "closed")
+
+    # -- deaths and verdicts --------------------------------------------------------------
+
+    def _collected(self, key: int) -> None:
+        # Weak-reference callback: no lock, no session; in a collection wait for its end so
+        # that finalizers (an owner's __del__ closing its session) run before the verdict.
+        if self.done:
+            return
+        self._dead.append(key)
+        if not self._in_gc:
+            self.drain()
+
+    def _gc_callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._in_gc = True
+            return
+        self._in_gc = False
+        if self._dead and not self.done:
+            self.drain()
+
+    def drain(self) -> None:
+        """Judge every session that died, unless this thread is already inside the tracker."""
+        while self._dead:
+            if not self._lock.acquire(blocking=False):
+                return  # the holder drains on release (below), even if it is this thread
+            dead: list[Record] = []
+            try:
+                while self._dead:
+                    key = self._dead.popleft()
+                    record = self._live.get(key)
+                    if record is None or record.ref is None or record.ref() is not None:
+                        continue
+                    del self._live[key]
+                    dead.append(record)
+            finally:
+                self._lock.release()
+            self._report_if_open(dead)
+
+    def _report_if_open(self, dead: list[Record]) -> None:
+        leaks = [(r, "gc") for r in dead if not self._judged_closed(r)]
+        if leaks and self.on_leaks is not None:
+            with guard("reporting a leak"):
+                self.on_leaks(leaks)
+
+    def _judged_closed(self, record: Record) -> bool:
+        if record.closed:
+            return True
+        with guard(f"reading the state of a {record.type_name}"):
+            return record.integration.resources_closed(record.resources)
+        return False
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def collect_open(self, mark_done: bool = False) -> list[tuple[Record, str]]:
+        """Every tracked session still open now (judged by the library's own state)."""
+        gc_leaks: list[tuple[Record, str]] = []
+        open_now: list[tuple[Record, str]] = []
+        self.drain()
+        with self._lock:
+            records = list(self._live.values())
+            if mark_done:
+                self.done = True
+                self._live.clear()
+        for record in records:
+            session = record.ref() if record.ref is not None else None
+            if session is None:
+                if not self._judged_closed(record):
+                    gc_leaks.append((record, "gc"))
+                continue
+            closed = False
+            with guard(f"reading the state of a {record.type_name}"):
+                closed = record.integration.is_closed(session)
+            del session
+            if not closed:
+                open_now.append((record, "exit"))
+        return gc_leaks + open_now
+
+    def forget(self, records: list[Record]) -> None:
+        """Stop tracking these records (their leak was reported another way)."""
+        with self._lock:
+            for record in records:
+                if self._live.get(record.key) is record:
+                    del self._live[record.key]
+
+    def last_seq(self) -> int:
+        """The sequence number the next record will be above."""
+        with self._lock:
+            n = next(self._seq)
+        return n
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+
+TRACKER = Tracker()
+
+
+def capture_stack(skip: int = 1) -> Stack:
+    """The creation stack of the session being constructed by our caller's caller."""
+    return _stacks.capture(TRACKER.stack_depth, skip + 1)

@@ -1,0 +1,171 @@
+"""One shape for every client-library integration: what to patch, and how to read its state."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .._guard import guard
+from .._tracker import TRACKER, capture_stack
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any
+
+
+def origin(scheme: object, host: object, port: object) -> str:
+    """`scheme://host:port`, the only part of a URL a report ever shows."""
+    h = str(host)
+    if ":" in h and not h.startswith("["):
+        h = f"[{h}]"
+    return f"{scheme}://{h}:{port}"
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """The leading numeric components of a version string: '2.31.0rc1' -> (2, 31, 0)."""
+    parts = []
+    for piece in text.split("."):
+        digits = ""
+        for ch in piece:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if not digits:
+            break
+        parts.append(int(digits))
+        if len(digits) != len(piece):
+            break
+    return tuple(parts)
+
+
+class Integration:
+    """A client library: its module, classes, supported versions, close paths and pool reader."""
+
+    name = ""
+    module = ""  # top-level module: the post-import hook is registered on it
+    minimum: tuple[int, ...] = ()
+    below: tuple[int, ...] | None = None  # first version not supported
+    classes: tuple[tuple[str, str], ...] = ()  # (attribute path in module, public name)
+    closers: tuple[str, ...] = ("close",)  # the session counts as closed once one is called
+    checked_closers: tuple[str, ...] = ()  # closed if is_closed() says so after the call
+
+    def __init__(self) -> None:
+        self._patched: list[tuple[type, str, object]] = []
+        self._public: dict[type, str] = {}
+        self.library_dir = ""
+
+    # -- per-library reading of state (overridden) -----------------------------------------
+
+    def resources(self, session: Any) -> object:
+        """What the record holds strongly to count connections later; never the session."""
+        return None
+
+    def is_closed(self, session: Any) -> bool:
+        """The library's own closed state of a live session."""
+        return False
+
+    def resources_closed(self, resources: Any) -> bool:
+        """Whether the pools show the session closed, once the session itself is gone."""
+        return False
+
+    def connections(self, resources: Any) -> tuple[int | None, list[str]]:
+        """Open pooled connections and their origins; None when the version does not say."""
+        return None, []
+
+    # -- versions ------------------------------------------------------------------------
+
+    def version(self, mod: ModuleType) -> str:
+        """The installed library's version string."""
+        return str(getattr(mod, "__version__", "0"))
+
+    def supported(self, mod: ModuleType) -> bool:
+        """Whether the installed version is inside the supported range."""
+        v = parse_version(self.version(mod))
+        return v >= self.minimum and (self.below is None or v < self.below)
+
+    def supported_range(self) -> str:
+        """The supported range as a requirement string."""
+        low = ".".join(map(str, self.minimum))
+        high = f",<{'.'.join(map(str, self.below))}" if self.below else ""
+        return f">={low}{high}"
+
+    # -- patching ------------------------------------------------------------------------
+
+    @property
+    def patched(self) -> bool:
+        """Whether this integration's patches are in place."""
+        return bool(self._patched)
+
+    def patch(self, mod: ModuleType) -> None:
+        """Wrap constructors and close paths of every class; patching twice is a no-op."""
+        if self._patched:
+            return
+        import wrapt
+
+        self.library_dir = os.path.dirname(os.path.abspath(mod.__file__ or "")) + os.sep
+        init = self._init_wrapper()
+        on_call = self._close_wrapper(checked=False)
+        checked = self._close_wrapper(checked=True)
+        for path, public in self.classes:
+            cls: Any = mod
+            for part in path.split("."):
+                cls = getattr(cls, part)
+            self._public[cls] = public
+            for method, wrapper in (("__init__", init),
+                                    *((m, on_call) for m in self.closers),
+                                    *((m, checked) for m in self.checked_closers)):
+                if method not in vars(cls):
+                    continue  # inherited from a patched base class: patched there
+                original = vars(cls)[method]
+                wrapt.wrap_function_wrapper(cls, method, wrapper)
+                self._patched.append((cls, method, original))
+
+    def unpatch(self) -> None:
+        """Put every original method back, in reverse order; unpatching twice is a no-op."""
+        while self._patched:
+            cls, method, original = self._patched.pop()
+            setattr(cls, method, original)
+        self._public.clear()
+
+    def type_name(self, cls: type) -> str:
+        """The name reports use: the public name for a patched class, module.qualname else."""
+        public = self._public.get(cls)
+        if public is not None:
+            return public
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    # -- the wrappers: the original is called outside any try ------------------------------
+
+    def _init_wrapper(self) -> Any:
+        def init(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            result = wrapped(*args, **kwargs)
+            with guard(f"tracking a new {self.name} session"):
+                if self.owned_elsewhere():
+                    return result
+                TRACKER.track(instance, self, self.type_name(type(instance)), capture_stack())
+            return result
+
+        return init
+
+    def _close_wrapper(self, checked: bool) -> Any:
+        def close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            result = wrapped(*args, **kwargs)
+            with guard(f"closing a {self.name} session"):
+                if not checked or self.is_closed(instance):
+                    TRACKER.close(instance)
+            return result
+
+        return close
+
+    def owned_elsewhere(self) -> bool:
+        """Whether the session being built belongs to another tracked session (not reported)."""
+        return False
+
+
+def caller_module(depth: int) -> str:
+    """The module name of the frame `depth` levels above the caller."""
+    try:
+        return str(sys._getframe(depth + 1).f_globals.get("__name__", ""))
+    except ValueError:
+        return ""

@@ -1,0 +1,49 @@
+"""aiohttp.ClientSession: closed when its own `closed` property is true."""
+
+from __future__ import annotations
+
+from ._base import Integration, origin
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class AiohttpIntegration(Integration):
+    """aiohttp.ClientSession and its subclasses."""
+
+    name = "aiohttp"
+    module = "aiohttp"
+    minimum = (3, 8)
+    below = (4,)
+    classes = (("ClientSession", "aiohttp.ClientSession"),)
+    # close() is a coroutine: calling it is closing; detach() closes the session but not
+    # the connector; a connector closed directly shows in resources_closed()
+    closers = ("close", "detach")
+
+    def resources(self, session: Any) -> object:
+        return session.connector
+
+    def is_closed(self, session: Any) -> bool:
+        return bool(session.closed)
+
+    def resources_closed(self, resources: Any) -> bool:
+        return resources is None or bool(resources.closed)
+
+    def connections(self, resources: Any) -> tuple[int | None, list[str]]:
+        if resources is None or resources.closed:
+            return 0, []
+        conns = getattr(resources, "_conns", None)
+        if conns is None:
+            return None, []
+        total = 0
+        origins: list[str] = []
+        for key, entries in list(conns.items()):
+            n = sum(1 for proto, *_ in list(entries)
+                    if getattr(proto, "transport", None) is not None)
+            if n:
+                total += n
+                where = origin("https" if key.is_ssl else "http", key.host, key.port)
+                if where not in origins:
+                    origins.append(where)
+        return total, origins
