@@ -68,6 +68,7 @@ def enable(**options: Any) -> None:
         TRACKER.on_leaks = reporter.leaked
         TRACKER.on_event = reporter.lifecycle if opts.log == "debug" else None
         TRACKER.start()
+        _STATE.enabled = True
         from .integrations import all_integrations
 
         _STATE.integrations = {n: i for n, i in all_integrations().items() if n in opts.targets}
@@ -79,7 +80,6 @@ def enable(**options: Any) -> None:
         if not _STATE.atexit_registered and hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=_after_fork)
         _STATE.atexit_registered = True
-        _STATE.enabled = True
 
 
 class _Primer:
@@ -199,7 +199,7 @@ class check:
             gc.collect()
             TRACKER.drain()
             still_open = [(r, e) for r, e in TRACKER.collect_open() if r.seq > claim.start]
-            leaks = list(claim.leaks) + [_report.Leak(r, e) for r, e in still_open]
+            leaks = list(claim.leaks) + [_report.Leak(r, "open") for r, _ in still_open]
             TRACKER.forget([r for r, _ in still_open])
         except Exception as error:
             internal_error("check()", error)

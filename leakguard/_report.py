@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("leakguard")
 
 EVENTS = {"gc": "garbage-collected without close()", "exit": "still open at interpreter exit"}
+OTHER_EVENTS = {"open": "still open at the end of check()"}
 
 
 class Leak:
@@ -60,7 +61,7 @@ class Leak:
 
     def headline(self) -> str:
         """`requests.Session garbage-collected without close() (1 open connection ...)`."""
-        what = EVENTS.get(self.event, "open")
+        what = EVENTS.get(self.event) or OTHER_EVENTS.get(self.event, "still open")
         if self.connections is None:
             conns = "open connections unknown"
         else:

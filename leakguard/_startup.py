@@ -7,9 +7,13 @@ import os
 _ran = False
 
 
+_FALSY = ("", "0", "false", "no", "off")
+
+
 def run() -> None:
-    """Entry point of leakguard.pth and leakguard.start: active only if LEAKGUARD is set."""
-    if "LEAKGUARD" in os.environ:
+    """Entry point of leakguard.pth and leakguard.start: active only if LEAKGUARD says so."""
+    # the same test as the .pth line: unset or falsy costs one dict lookup, imports nothing
+    if os.environ.get("LEAKGUARD", "").strip().lower() not in _FALSY:
         activate(default=False)
 
 

@@ -1,0 +1,116 @@
+"""Shared fixtures: a real local HTTP server, leakguard switched on per test, subprocess runs."""
+
+from __future__ import annotations
+
+import http.server
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from leakguard import _guard
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, so sessions really pool connections
+
+    def do_GET(self) -> None:
+        body = b"ok"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """A real HTTP/1.1 keep-alive server on 127.0.0.1, shared by the whole run."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def internal_errors_fail(request: pytest.FixtureRequest) -> Iterator[list[str]]:
+    """leakguard swallows its own errors for the host; in our tests they are failures."""
+    errors: list[str] = []
+    _guard.on_error = lambda where, exc: errors.append(f"{where}: {exc!r}")
+    yield errors
+    _guard.on_error = None
+    _guard._said.clear()
+    if "allow_internal_errors" not in request.keywords:
+        assert not errors, f"leakguard swallowed internal errors: {errors}"
+
+
+class Reports(logging.Handler):
+    """Collects what the `leakguard` logger says."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def warnings(self) -> list[str]:
+        return [r.getMessage() for r in self.records if r.levelno >= logging.WARNING]
+
+    def debug(self) -> list[str]:
+        return [r.getMessage() for r in self.records if r.levelno == logging.DEBUG]
+
+
+@pytest.fixture
+def reports() -> Iterator[Reports]:
+    """leakguard switched on for one test; its log records collected."""
+    import leakguard
+
+    handler = Reports()
+    logger = logging.getLogger("leakguard")
+    logger.addHandler(handler)
+    leakguard.enable()
+    try:
+        yield handler
+    finally:
+        leakguard.disable()
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+
+
+def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 60,
+               args: list[str] | None = None,
+               python: str = sys.executable) -> subprocess.CompletedProcess[str]:
+    """Run a snippet as app.py, in its own folder, in a fresh interpreter of this environment."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LEAKGUARD")}
+    full_env.update(env or {})
+    folder = tempfile.mkdtemp(prefix="leakguard-test-")
+    with open(os.path.join(folder, "app.py"), "w") as f:
+        f.write(textwrap.dedent(code))
+    return subprocess.run([python, *(args or []), "app.py"], cwd=folder,
+                          env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+SERVER_SNIPPET = '''
+import http.server, threading
+class _H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+_srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _H)
+threading.Thread(target=_srv.serve_forever, daemon=True).start()
+URL = "http://127.0.0.1:%d/" % _srv.server_address[1]
+'''
