@@ -8,7 +8,7 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from types import CodeType
+    from types import CodeType, FrameType
 
     # innermost frame first, as captured
     Stack = tuple[tuple[CodeType, int], ...]
@@ -21,10 +21,10 @@ _SITE_DIRS = ("site-packages", "dist-packages")
 def capture(depth: int, skip: int = 1) -> Stack:
     """The calling stack as (code, line) pairs, innermost first, without formatting anything."""
     try:
-        frame = sys._getframe(skip + 1)
+        frame: FrameType | None = sys._getframe(skip + 1)
     except ValueError:
         return ()
-    out = []
+    out: list[tuple[CodeType, int]] = []
     while frame is not None and len(out) < depth:
         out.append((frame.f_code, frame.f_lineno))
         frame = frame.f_back

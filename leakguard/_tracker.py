@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import sys
 import threading
@@ -47,6 +48,11 @@ class Record:
     def age(self) -> float:
         """Seconds since the session was created."""
         return time.monotonic() - self.created
+
+
+def _on_collect(tracker: Tracker, key: int, _ref: object) -> None:
+    # The weak-reference callback: it holds the tracker and an id, never the session.
+    tracker._collected(key)
 
 
 def _task_name() -> str | None:
@@ -104,7 +110,7 @@ class Tracker:
         key = id(session)
         record = Record(key, next(self._seq), integration, type_name, stack,
                         integration.resources(session))
-        record.ref = weakref.ref(session, lambda _ref, _key=key, _t=self: _t._collected(_key))
+        record.ref = weakref.ref(session, functools.partial(_on_collect, self, key))
         with self._lock:
             old = self._live.get(key)
             if old is not None and old.ref is not None and old.ref() is session:

@@ -7,9 +7,9 @@ import asyncio
 import aiohttp
 import pytest
 import requests
+from conftest import Reports
 
 import leakguard
-from conftest import Reports
 
 
 def test_check_raises_for_gc_leak_and_still_open(reports: Reports, server_url: str) -> None:

@@ -9,9 +9,9 @@ import weakref
 
 import aiohttp
 import requests
+from conftest import Reports
 
 import leakguard
-from conftest import Reports
 
 
 def _line_of(marker: str) -> int:

@@ -6,9 +6,9 @@ import gc
 
 import pytest
 import requests
+from conftest import SERVER_SNIPPET, Reports, run_python
 
 import leakguard
-from conftest import SERVER_SNIPPET, Reports, run_python
 from leakguard import _stacks, _tracker
 
 pytestmark = pytest.mark.allow_internal_errors

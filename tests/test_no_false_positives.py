@@ -7,9 +7,9 @@ import gc
 
 import aiohttp
 import requests
+from conftest import Reports
 
 import leakguard
-from conftest import Reports
 
 
 def test_with_and_explicit_close(reports: Reports, server_url: str) -> None:
