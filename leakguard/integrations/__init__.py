@@ -8,9 +8,16 @@ from ._base import Integration
 def all_integrations() -> dict[str, Integration]:
     """A fresh instance of every integration, by target name."""
     from .aiohttp import AiohttpIntegration
+    from .httpx import HttpxIntegration
     from .requests import RequestsIntegration
+    from .urllib3 import Urllib3Integration
 
-    found: list[Integration] = [RequestsIntegration(), AiohttpIntegration()]
+    found: list[Integration] = [
+        RequestsIntegration(),
+        AiohttpIntegration(),
+        HttpxIntegration(),
+        Urllib3Integration(),
+    ]
     return {i.name: i for i in found}
 
 

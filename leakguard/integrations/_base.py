@@ -111,11 +111,14 @@ class Integration:
             cls: Any = mod
             for part in path.split("."):
                 cls = getattr(cls, part)
+            # a listed subclass of a listed class reaches the base's wrapped __init__
+            # through super(): wrapping its own would track one session twice
+            subclass = any(issubclass(cls, done) for done in self._public)
             self._public[cls] = public
             for method, wrapper in (("__init__", init),
                                     *((m, on_call) for m in self.closers),
                                     *((m, checked) for m in self.checked_closers)):
-                if method not in vars(cls):
+                if method not in vars(cls) or (subclass and method == "__init__"):
                     continue  # inherited from a patched base class: patched there
                 original = vars(cls)[method]
                 wrapt.wrap_function_wrapper(cls, method, wrapper)

@@ -1,0 +1,58 @@
+"""httpx.Client and httpx.AsyncClient: closed when `is_closed` is true."""
+
+from __future__ import annotations
+
+from ._base import Integration, origin
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def _pool_connections(transport: Any) -> list[Any] | None:
+    pool = getattr(transport, "_pool", None)
+    if pool is None:
+        return None
+    connections = getattr(pool, "connections", None)
+    if connections is None:
+        return None
+    return list(connections)
+
+
+class HttpxIntegration(Integration):
+    """httpx.Client, httpx.AsyncClient and their subclasses."""
+
+    name = "httpx"
+    module = "httpx"
+    minimum = (0, 23)
+    below = (1,)
+    classes = (("Client", "httpx.Client"), ("AsyncClient", "httpx.AsyncClient"))
+    # Client.__exit__ does not call close(): both are checked; the async paths are
+    # coroutines, so calling them is closing
+    checked_closers = ("close", "__exit__")
+    closers = ("aclose", "__aexit__")
+
+    def resources(self, session: Any) -> object:
+        return [session._transport, *session._mounts.values()]
+
+    def is_closed(self, session: Any) -> bool:
+        return bool(session.is_closed)
+
+    def connections(self, resources: Any) -> tuple[int | None, list[str]]:
+        total = 0
+        origins: list[str] = []
+        for transport in resources:
+            if transport is None:
+                continue
+            found = _pool_connections(transport)
+            if found is None:
+                return None, []  # a transport that does not expose its pool: say unknown
+            for conn in found:
+                if conn.is_closed():
+                    continue
+                total += 1
+                o = conn._origin
+                where = origin(o.scheme.decode("ascii"), o.host.decode("ascii"), o.port)
+                if where not in origins:
+                    origins.append(where)
+        return total, origins
