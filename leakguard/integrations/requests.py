@@ -15,7 +15,7 @@ class RequestsIntegration(Integration):
 
     name = "requests"
     module = "requests"
-    minimum = (2, 20)
+    minimum = (2, 26)
     classes = (("Session", "requests.Session"),)
     closers = ("close",)
 
