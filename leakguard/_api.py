@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import functools
 import gc
 import logging
@@ -10,8 +9,8 @@ import os
 import sys
 import threading
 
-from . import _hooks, _report
-from ._config import Options
+from . import _exit, _hooks, _report
+from ._config import ROOT_PID, RUN_STATUS, Options
 from ._guard import guard, internal_error
 from ._tracker import TRACKER
 
@@ -76,27 +75,14 @@ def enable(**options: Any) -> None:
         for integration in _STATE.integrations.values():
             _hooks.when_imported(integration.module,
                                  functools.partial(_patch, integration, explicit))
-        _register_at_exit()
-        if not _STATE.atexit_registered and hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=_after_fork)
-        _STATE.atexit_registered = True
-
-
-class _Primer:
-    pass
-
-
-def _register_at_exit() -> None:
-    # atexit runs handlers last-registered-first. Ours must run while the pools are still
-    # open and logging still works: after `import logging` (done above), after weakref's
-    # own exit hook (urllib3 2 closes pools from a weakref.finalize at exit: priming it
-    # here registers that hook now), and after whatever a client library registered at
-    # import (re-registered when each library is patched).
-    import weakref
-
-    weakref.finalize(_Primer, lambda: None).detach()
-    atexit.unregister(_at_exit)
-    atexit.register(_at_exit)
+        if not _STATE.atexit_registered:
+            _exit.register(_exit_report, lambda: _STATE.options.exitcode)
+            if hasattr(os, "register_at_fork"):
+                os.register_at_fork(after_in_child=_after_fork)
+            _STATE.atexit_registered = True
+        if opts.exitcode is not None:
+            _exit.record_exit_requests()
+        os.environ.setdefault(ROOT_PID, str(os.getpid()))
 
 
 def _load_suppressions(path: str | None) -> Any:
@@ -121,7 +107,6 @@ def _patch(integration: Integration, explicit: bool, module: ModuleType) -> None
         _report.logger.log(logging.WARNING if explicit else logging.DEBUG, why)
         return
     integration.patch(module)
-    _register_at_exit()
     reporter = _STATE.reporter
     if reporter is not None:
         reporter.library_dirs = (*reporter.library_dirs, integration.library_dir)
@@ -151,17 +136,23 @@ def open_sessions() -> list[_report.Leak]:
             if event == "exit"]
 
 
-def _at_exit() -> None:
-    with guard("the exit report"):
-        reporter = _STATE.reporter
-        if not _STATE.enabled or reporter is None or _STATE.pid != os.getpid():
-            return
-        leaks = TRACKER.collect_open(mark_done=True)
-        if leaks:
-            reporter.leaked(leaks)
-        summary = reporter.summary()
-        if summary:
-            _report.emit(logging.WARNING, summary)
+def _exit_report() -> int:
+    """Report every session still open, then the summary; the count of reported leaks."""
+    reporter = _STATE.reporter
+    if not _STATE.enabled or reporter is None or _STATE.pid != os.getpid() or TRACKER.done:
+        return 0
+    leaks = TRACKER.collect_open(mark_done=True)
+    if leaks:
+        reporter.leaked(leaks)
+    summary = reporter.summary()
+    if summary:
+        _report.emit(logging.WARNING, summary)
+    status_file = os.environ.get(RUN_STATUS)
+    if status_file:  # `leakguard run` decides the exit status from every process's count
+        from ._jsonl import append
+
+        append(status_file, {"pid": os.getpid(), "leaks": len(reporter.leaks)})
+    return len(reporter.leaks)
 
 
 def _after_fork() -> None:
@@ -174,6 +165,7 @@ def _after_fork() -> None:
             reporter.suppressed.clear()
             reporter.lock = threading.Lock()
         _STATE.pid = os.getpid()
+        _exit.run_exit_report_in_child()
 
 
 class check:

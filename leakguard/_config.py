@@ -15,6 +15,10 @@ LOG_LEVELS = ("warning", "debug")
 ALL_TARGETS = ("requests", "aiohttp", "httpx", "urllib3")
 MAX_STACK_DEPTH = 1000
 
+# Internal variables, inherited by child processes (not options: no LEAKGUARD* prefix).
+ROOT_PID = "_LEAKGUARD_ROOT_PID"  # the process where leakguard was first switched on
+RUN_STATUS = "_LEAKGUARD_RUN_STATUS"  # `leakguard run`'s file of per-process leak counts
+
 
 class Options:
     """Validated leakguard options; the defaults are the SPEC's."""
@@ -24,8 +28,8 @@ class Options:
     def __init__(
         self,
         log: str = "warning",
-        stack_depth: int = 32,
-        exitcode: int | None = None,
+        stack_depth: int | str = 32,
+        exitcode: int | str | None = None,
         report: str | None = None,
         suppressions: str | None = None,
         targets: Iterable[str] | str | None = None,
@@ -133,7 +137,7 @@ def options_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]
         if raw is None:
             continue
         try:
-            Options(**{keyword: raw})  # type: ignore[arg-type]
+            Options(**{keyword: raw})
         except ValueError as exc:
             complain(variable, raw, str(exc))
             continue

@@ -8,6 +8,7 @@ import sys
 import threading
 
 from . import _stacks
+from ._config import ROOT_PID
 from ._guard import guard
 
 TYPE_CHECKING = False
@@ -70,6 +71,8 @@ class Leak:
             if self.origins:
                 conns += " to " + ", ".join(self.origins)
         where = f"thread {self.thread}" + (f", task {self.task}" if self.task else "")
+        if os.environ.get(ROOT_PID, str(self.pid)) != str(self.pid):
+            where += f", process {self.pid}"  # a child process: say which one
         return f"{self.type} {what} ({conns}; created {self.age_s:.1f} s ago in {where})"
 
     def text(self) -> str:

@@ -1,0 +1,119 @@
+"""`leakguard report FILE...`: one grouped summary across JSON Lines reports of many processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+_LIBRARY_MARKERS = ("site-packages", "dist-packages", "<frozen")
+
+
+def _is_library(file: str) -> bool:
+    if any(m in file for m in _LIBRARY_MARKERS):
+        return True
+    # the standard library: .../lib/pythonX.Y/ (outside site-packages, checked above)
+    parts = file.replace("\\", "/").split("/")
+    return any(p.startswith("python3") for p in parts[:-1]) and "lib" in parts
+
+
+def site_of(stack: list[dict[str, object]]) -> str:
+    """The innermost frame outside libraries and the standard library, as file:line in func."""
+    for frame in reversed(stack):
+        if not _is_library(str(frame.get("file", ""))):
+            return f"{frame.get('file')}:{frame.get('line')} in {frame.get('function')}"
+    if stack:
+        f = stack[-1]
+        return f"{f.get('file')}:{f.get('line')} in {f.get('function')}"
+    return "<unknown>"
+
+
+def read_records(paths: Iterable[str]) -> tuple[list[dict[str, object]], list[str]]:
+    """Every record of the files, and a note for each unreadable line or file."""
+    records: list[dict[str, object]] = []
+    problems: list[str] = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                for n, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        problems.append(f"{path}:{n}: not a JSON record")
+                        continue
+                    if isinstance(rec, dict) and "type" in rec:
+                        records.append(rec)
+                    else:
+                        problems.append(f"{path}:{n}: not a leakguard record")
+        except OSError as exc:
+            problems.append(f"{path}: {exc.strerror or exc}")
+    return records, problems
+
+
+def summarize(records: list[dict[str, object]]) -> dict[str, object]:
+    """The grouped summary as data: totals and groups by (type, creation site)."""
+    groups: dict[tuple[str, str], int] = {}
+    for rec in records:
+        stack = rec.get("stack")
+        key = (str(rec.get("type")), site_of(stack if isinstance(stack, list) else []))
+        groups[key] = groups.get(key, 0) + 1
+    return {
+        "leaks": len(records),
+        "gc": sum(1 for r in records if r.get("event") == "gc"),
+        "exit": sum(1 for r in records if r.get("event") == "exit"),
+        "processes": len({r.get("pid") for r in records}),
+        "groups": [{"count": n, "type": t, "site": s}
+                   for (t, s), n in sorted(groups.items(), key=lambda kv: -kv[1])],
+    }
+
+
+def format_summary(data: dict[str, object]) -> str:
+    """The summary in the same layout as the one printed at exit."""
+    n = int(str(data["leaks"]))
+    noun = "session" if n == 1 else "sessions"
+    parts = []
+    if data["gc"]:
+        parts.append(f"{data['gc']} garbage-collected without close()")
+    if data["exit"]:
+        parts.append(f"{data['exit']} still open at exit")
+    procs = int(str(data["processes"]))
+    head = f"leakguard: {n} leaked {noun}" + (f" ({', '.join(parts)})" if parts else "")
+    head += f" in {procs} process{'es' if procs != 1 else ''}"
+    groups = data["groups"]
+    assert isinstance(groups, list)
+    width = len(str(groups[0]["count"])) if groups else 1
+    lines = [head] + [f"  {g['count']:>{width}} x {g['type']} created at "
+                      f"{_short(str(g['site']))}" for g in groups]
+    return "\n".join(lines)
+
+
+def _short(site: str) -> str:
+    path, sep, rest = site.partition(":")
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return site
+    return (path if rel.startswith("..") else rel) + sep + rest
+
+
+def summarize_files(paths: list[str], as_json: bool = False) -> int:
+    """Print the summary of the files; exit status 1 if any leak was found, 2 if unreadable."""
+    records, problems = read_records(paths)
+    for p in problems:
+        print(f"leakguard report: {p}", file=sys.stderr)
+    data = summarize(records)
+    if as_json:
+        print(json.dumps(data, indent=2))
+    elif records:
+        print(format_summary(data))
+    else:
+        print("leakguard: no leaked sessions")
+    if problems and not records:
+        return 2
+    return 1 if records else 0
