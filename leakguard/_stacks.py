@@ -65,6 +65,11 @@ class Frame:
 
 def _module_names() -> dict[str, str]:
     names: dict[str, str] = {}
+    # the interpreter deletes __main__.__file__ once the script ends: the exit report
+    # finds the script through sys.argv[0] instead
+    argv0 = sys.argv[0] if getattr(sys, "argv", None) else ""
+    if argv0 and not argv0.startswith("-") and os.path.isfile(argv0):
+        names[os.path.abspath(argv0)] = "__main__"
     for name, mod in list(sys.modules.items()):
         file = getattr(mod, "__file__", None)
         if isinstance(file, str):
