@@ -92,7 +92,18 @@ def run_exit_report_in_child() -> None:
     util = sys.modules.get("multiprocessing.util")
     if util is None or not _STATE_AT_EXIT:
         return
-    util.Finalize(None, _STATE_AT_EXIT[0], exitpriority=100)
+    handler = _STATE_AT_EXIT[0]
+
+    def install(_: object) -> None:
+        util.Finalize(None, handler, exitpriority=100)
+
+    # multiprocessing clears its finalizers in the new process, then runs its after-fork
+    # callbacks: register there, so the report runs in its _exit_function()
+    util.register_after_fork(_ForkMarker, install)
+
+
+class _ForkMarker:
+    """A weakly referenceable key for multiprocessing's after-fork registry."""
 
 
 def _exit_now(handler: Callable[[], None], status: int) -> None:
