@@ -13,6 +13,8 @@ from ._guard import guard
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Callable
+
     from ._config import Options
     from ._suppress import Suppressions
     from ._tracker import Record
@@ -20,7 +22,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("leakguard")
 
 EVENTS = {"gc": "garbage-collected without close()", "exit": "still open at interpreter exit"}
-OTHER_EVENTS = {"open": "still open at the end of check()"}
+OTHER_EVENTS = {"open": "still open at the end of check()",
+                "teardown": "still open after its owner's teardown"}
 
 
 class Leak:
@@ -75,11 +78,16 @@ class Leak:
             where += f", process {self.pid}"  # a child process: say which one
         return f"{self.type} {what} ({conns}; created {self.age_s:.1f} s ago in {where})"
 
-    def text(self) -> str:
-        """The full report: headline then the creation stack in traceback layout."""
+    def text(self, hide: tuple[str, ...] = ()) -> str:
+        """The full report: headline, then the creation stack in traceback layout.
+
+        `hide`: directories whose frames are left out (a test runner's own machinery).
+        """
         short = self.type.rsplit(".", 1)[-1]
+        shown = [f for f in self.frames if not _stacks.abspath(f.file).startswith(hide)] \
+            if hide else self.frames
         return (f"leakguard: {self.headline()}\n"
-                + _stacks.format_frames(self.frames, f"{short} created at"))
+                + _stacks.format_frames(shown, f"{short} created at"))
 
     def site(self, library_dirs: tuple[str, ...]) -> tuple[str, int, str]:
         """The creation site used to group the summary."""
@@ -122,20 +130,26 @@ class Reporter:
         self.suppressed: dict[str, int] = {}
         self.library_dirs: tuple[str, ...] = ()
         self.claims: list[Claim] = []
+        # the pytest plugin: takes a leak owned by a test or fixture, returns True if it did
+        self.claimer: Callable[[Record, Leak], bool] | None = None
 
     def leaked(self, items: list[tuple[Record, str]]) -> None:
-        """Report each leaked record once (a check() block may claim it instead)."""
+        """Report each leaked record once, unless suppressed or claimed by check() or pytest."""
         for record, event in items:
             leak = Leak(record, event)
+            rule = self.suppressions.match(leak) if self.suppressions else None
+            if rule is not None:
+                with self.lock:
+                    self.suppressed[rule] = self.suppressed.get(rule, 0) + 1
+                continue
             claim = self._claim_for(record.seq)
             if claim is not None:
                 claim.leaks.append(leak)
                 continue
-            rule = self.suppressions.match(leak) if self.suppressions else None
+            claimer = self.claimer
+            if claimer is not None and claimer(record, leak):
+                continue
             with self.lock:
-                if rule is not None:
-                    self.suppressed[rule] = self.suppressed.get(rule, 0) + 1
-                    continue
                 self.leaks.append(leak)
             emit(logging.WARNING, leak.text())
             if self.options.report:

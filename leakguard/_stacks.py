@@ -41,7 +41,8 @@ def _internal_dirs() -> tuple[str, ...]:
     return tuple(dirs)
 
 
-def _abs(filename: str) -> str:
+def abspath(filename: str) -> str:
+    """The absolute path of a code object's file name (pseudo-files like <string> as is)."""
     return filename if filename.startswith("<") else os.path.abspath(filename)
 
 
@@ -85,7 +86,7 @@ def frames(stack: Stack) -> list[Frame]:
     modules = _module_names()
     out = []
     for code, line in reversed(stack):
-        path = _abs(code.co_filename)
+        path = abspath(code.co_filename)
         if path.startswith(hidden):
             continue
         source = linecache.getline(code.co_filename, line).strip()
@@ -111,7 +112,7 @@ def format_frames(found: list[Frame], header: str) -> str:
 
 def is_library(path: str, library_dirs: Iterable[str]) -> bool:
     """True for frames of the client libraries, wrapt, leakguard or the standard library."""
-    path = _abs(path)
+    path = abspath(path)
     if path.startswith("<frozen"):
         return True  # importlib's bootstrap and friends; <string> and <stdin> are the user's
     if path.startswith(_internal_dirs()) or path.startswith(tuple(library_dirs)):

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 class Record:
     """What leakguard knows of one tracked session; it never references the session strongly."""
 
-    __slots__ = ("closed", "created", "integration", "key", "ref", "resources", "seq", "stack",
-                 "task", "thread", "type_name")
+    __slots__ = ("closed", "created", "integration", "key", "owner", "ref", "resources", "seq",
+                 "stack", "task", "thread", "type_name")
 
     def __init__(self, key: int, seq: int, integration: Integration, type_name: str,
                  stack: Stack, resources: object) -> None:
@@ -44,6 +44,7 @@ class Record:
         self.task = _task_name()
         self.closed = False
         self.ref: weakref.ref[object] | None = None
+        self.owner: object = None  # who owes the close (the pytest plugin: a test or fixture)
 
     def age(self) -> float:
         """Seconds since the session was created."""
@@ -79,6 +80,7 @@ class Tracker:
         self.on_leaks: LeakSink | None = None
         self.on_event: EventSink | None = None
         self.stack_depth = 32
+        self.owner: object = None  # given to every new record (see Record.owner)
 
     # -- lifecycle of the tracker --------------------------------------------------------
 
@@ -111,6 +113,7 @@ class Tracker:
         record = Record(key, next(self._seq), integration, type_name, stack,
                         integration.resources(session))
         record.ref = weakref.ref(session, functools.partial(_on_collect, self, key))
+        record.owner = self.owner
         with self._lock:
             old = self._live.get(key)
             if old is not None and old.ref is not None and old.ref() is session:

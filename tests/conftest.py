@@ -16,6 +16,7 @@ import pytest
 
 from leakguard import _guard
 
+pytest_plugins = ["pytester"]
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so sessions really pool connections
@@ -30,7 +31,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
-
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     """A real HTTP/1.1 keep-alive server on 127.0.0.1, shared by the whole run."""
@@ -42,7 +42,6 @@ def server_url() -> Iterator[str]:
     server.shutdown()
     server.server_close()
 
-
 @pytest.fixture(autouse=True)
 def internal_errors_fail(request: pytest.FixtureRequest) -> Iterator[list[str]]:
     """leakguard swallows its own errors for the host; in our tests they are failures."""
@@ -53,7 +52,6 @@ def internal_errors_fail(request: pytest.FixtureRequest) -> Iterator[list[str]]:
     _guard._said.clear()
     if "allow_internal_errors" not in request.keywords:
         assert not errors, f"leakguard swallowed internal errors: {errors}"
-
 
 class Reports(logging.Handler):
     """Collects what the `leakguard` logger says."""
@@ -71,7 +69,6 @@ class Reports(logging.Handler):
     def debug(self) -> list[str]:
         return [r.getMessage() for r in self.records if r.levelno == logging.DEBUG]
 
-
 @pytest.fixture
 def reports() -> Iterator[Reports]:
     """leakguard switched on for one test; its log records collected."""
@@ -88,7 +85,6 @@ def reports() -> Iterator[Reports]:
         logger.removeHandler(handler)
         logger.setLevel(logging.NOTSET)
 
-
 def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 60,
                args: list[str] | None = None,
                python: str = sys.executable) -> subprocess.CompletedProcess[str]:
@@ -100,7 +96,6 @@ def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 60
         f.write(textwrap.dedent(code))
     return subprocess.run([python, *(args or []), "app.py"], cwd=folder,
                           env=full_env, capture_output=True, text=True, timeout=timeout)
-
 
 SERVER_SNIPPET = '''
 import http.server, threading
