@@ -10,8 +10,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from types import CodeType, FrameType
 
-    # innermost frame first, as captured
-    Stack = tuple[tuple[CodeType, int], ...]
+    from collections.abc import Iterator
+
+    # innermost frame first, as captured: code, offset, code, offset, ...
+    Stack = tuple[CodeType | int, ...]
 
 _HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _STDLIB = os.path.dirname(os.path.abspath(os.__file__)) + os.sep
@@ -19,16 +21,81 @@ _SITE_DIRS = ("site-packages", "dist-packages")
 
 
 def capture(depth: int, skip: int = 1) -> Stack:
-    """The calling stack as (code, line) pairs, innermost first, without formatting anything."""
+    """The calling stack as a flat (code, lasti, code, lasti, ...) tuple, innermost first.
+
+    The instruction offset (f_lasti) is read instead of f_lineno, which the interpreter
+    would have to decode from the line table for every frame: that waits for a report.
+    """
     try:
         frame: FrameType | None = sys._getframe(skip + 1)
     except ValueError:
         return ()
-    out: list[tuple[CodeType, int]] = []
-    while frame is not None and len(out) < depth:
-        out.append((frame.f_code, frame.f_lineno))
+    out: list[CodeType | int] = []
+    append = out.append
+    while frame is not None and depth:
+        append(frame.f_code)
+        append(frame.f_lasti)
         frame = frame.f_back
-    return tuple(out)
+        depth -= 1
+    return _intern(tuple(out))
+
+
+_INTERNED: dict[tuple[object, ...], Stack] = {}
+_INTERN_MAX = 4096
+
+
+def _intern(stack: Stack) -> Stack:
+    # Sessions made at one site share one stack object. The key is cheap (ids and offsets
+    # of the two innermost frames); equality of the whole stack is checked, by identity
+    # element by element, so a different stack that shares the key is never confused.
+    # ids of the code objects, values of the offsets (equal offsets are distinct ints)
+    n = len(stack)
+    key: tuple[object, ...]
+    if n >= 4:
+        key = (n, id(stack[0]), stack[1], id(stack[2]), stack[3])
+    elif n >= 2:
+        key = (n, id(stack[0]), stack[1])
+    else:
+        key = (n,)
+    known = _INTERNED.get(key)
+    if known is not None and known == stack:
+        return known
+    if len(_INTERNED) >= _INTERN_MAX:
+        _INTERNED.clear()
+    _INTERNED[key] = stack
+    return stack
+
+
+def pairs(stack: Stack) -> Iterator[tuple[CodeType, int]]:
+    """(code, line) for each captured frame, innermost first; lines computed now."""
+    codes: tuple[CodeType, ...] = stack[0::2]  # type: ignore[assignment]
+    offsets: tuple[int, ...] = stack[1::2]  # type: ignore[assignment]
+    for code, lasti in zip(codes, offsets):
+        yield code, line_of(code, lasti)
+
+
+def line_of(code: CodeType, lasti: int) -> int:
+    """The source line of an instruction offset."""
+    if lasti < 0:
+        return code.co_firstlineno
+    lines = getattr(code, "co_lines", None)
+    if lines is not None:  # Python 3.10+
+        last = code.co_firstlineno
+        for start, end, line in lines():
+            if line is not None:
+                if start <= lasti < end:
+                    return int(line)
+                if start <= lasti:
+                    last = line
+        return int(last)
+    import dis
+
+    found = code.co_firstlineno
+    for offset, line in dis.findlinestarts(code):
+        if offset > lasti:
+            break
+        found = line
+    return found
 
 
 def _internal_dirs() -> tuple[str, ...]:
@@ -85,7 +152,7 @@ def frames(stack: Stack) -> list[Frame]:
     hidden = _internal_dirs()
     modules = _module_names()
     out = []
-    for code, line in reversed(stack):
+    for code, line in reversed(list(pairs(stack))):
         path = abspath(code.co_filename)
         if path.startswith(hidden):
             continue
@@ -123,10 +190,11 @@ def is_library(path: str, library_dirs: Iterable[str]) -> bool:
 def site(stack: Stack, library_dirs: Iterable[str]) -> tuple[str, int, str]:
     """The creation site: the innermost frame outside the libraries (else the innermost)."""
     dirs = tuple(library_dirs)
-    for code, line in stack:
+    found = list(pairs(stack))
+    for code, line in found:
         if not is_library(code.co_filename, dirs):
             return code.co_filename, line, code.co_name
-    if stack:
-        code, line = stack[0]
+    if found:
+        code, line = found[0]
         return code.co_filename, line, code.co_name
     return "<unknown>", 0, "<unknown>"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import gc
 import sys
 import threading
@@ -25,14 +24,24 @@ if TYPE_CHECKING:
     EventSink = Callable[["Record", str], None]
 
 
-class Record:
-    """What leakguard knows of one tracked session; it never references the session strongly."""
+class Record(weakref.ref):  # type: ignore[type-arg]
+    """What leakguard knows of one tracked session: itself a weak reference to the session.
 
-    __slots__ = ("closed", "created", "integration", "key", "owner", "ref", "resources", "seq",
+    One object per session instead of a record plus a weakref plus a callback closure; the
+    callback is the tracker's own bound method and never sees the session.
+    """
+
+    __slots__ = ("closed", "created", "integration", "key", "owner", "resources", "seq",
                  "stack", "task", "thread", "type_name")
 
-    def __init__(self, key: int, seq: int, integration: Integration, type_name: str,
-                 stack: Stack, resources: object) -> None:
+    def __new__(cls, session: object, callback: Callable[[Record], None], *args: object,
+                ) -> Record:
+        return super().__new__(cls, session, callback)
+
+    def __init__(self, session: object, callback: Callable[[Record], None], key: int,
+                 seq: int, integration: Integration, type_name: str, stack: Stack,
+                 resources: object) -> None:
+        super().__init__(session, callback)  # type: ignore[call-arg]
         self.key = key
         self.seq = seq
         self.integration = integration
@@ -43,7 +52,6 @@ class Record:
         self.thread = threading.current_thread().name
         self.task = _task_name()
         self.closed = False
-        self.ref: weakref.ref[object] | None = None
         self.owner: object = None  # who owes the close (the pytest plugin: a test or fixture)
 
     def age(self) -> float:
@@ -51,19 +59,14 @@ class Record:
         return time.monotonic() - self.created
 
 
-def _on_collect(tracker: Tracker, key: int, _ref: object) -> None:
-    # The weak-reference callback: it holds the tracker and an id, never the session.
-    tracker._collected(key)
-
-
 def _task_name() -> str | None:
     asyncio = sys.modules.get("asyncio")
     if asyncio is None:
         return None
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:  # no running loop in this thread
+    loop = asyncio._get_running_loop()  # cheap, and no exception when there is none
+    if loop is None:
         return None
+    task = asyncio.current_task(loop)
     return None if task is None else str(task.get_name())
 
 
@@ -110,13 +113,12 @@ class Tracker:
               stack: Stack) -> Record | None:
         """Start tracking a freshly constructed session."""
         key = id(session)
-        record = Record(key, next(self._seq), integration, type_name, stack,
-                        integration.resources(session))
-        record.ref = weakref.ref(session, functools.partial(_on_collect, self, key))
+        record = Record(session, self._collected, key, next(self._seq), integration,
+                        type_name, stack, integration.resources(session))
         record.owner = self.owner
         with self._lock:
             old = self._live.get(key)
-            if old is not None and old.ref is not None and old.ref() is session:
+            if old is not None and old() is session:
                 return None  # __init__ ran twice on one object: still one session
             self._live[key] = record
         if old is not None:  # an earlier session at this address died unjudged: judge it now
@@ -128,11 +130,13 @@ class Tracker:
     def close(self, session: object) -> None:
         """The session is closed: forget its record."""
         key = id(session)
+        if key not in self._live:
+            return  # not tracked (made before leakguard, or owned by another session)
         with self._lock:
             record = self._live.get(key)
-            if record is None or record.ref is None:
+            if record is None:
                 return
-            alive = record.ref()
+            alive = record()
             # a dead reference with the object still closable means a finalizer of cyclic
             # garbage is closing it after our callback ran: that is this session
             if alive is not session and alive is not None:
@@ -144,12 +148,12 @@ class Tracker:
 
     # -- deaths and verdicts --------------------------------------------------------------
 
-    def _collected(self, key: int) -> None:
+    def _collected(self, record: Record) -> None:
         # Weak-reference callback: no lock, no session; in a collection wait for its end so
         # that finalizers (an owner's __del__ closing its session) run before the verdict.
         if self.done:
             return
-        self._dead.append(key)
+        self._dead.append(record.key)
         if not self._in_gc:
             self.drain()
 
@@ -171,7 +175,7 @@ class Tracker:
                 while self._dead:
                     key = self._dead.popleft()
                     record = self._live.get(key)
-                    if record is None or record.ref is None or record.ref() is not None:
+                    if record is None or record() is not None:
                         continue
                     del self._live[key]
                     dead.append(record)
@@ -205,7 +209,7 @@ class Tracker:
                 self.done = True
                 self._live.clear()
         for record in records:
-            session = record.ref() if record.ref is not None else None
+            session = record()
             if session is None:
                 if not self._judged_closed(record):
                     gc_leaks.append((record, "gc"))

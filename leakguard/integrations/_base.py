@@ -141,9 +141,11 @@ class Integration:
     # -- the wrappers: the original is called outside any try ------------------------------
 
     def _init_wrapper(self) -> Any:
+        guarded = guard(f"tracking a new {self.name} session")  # stateless: made once
+
         def init(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             result = wrapped(*args, **kwargs)
-            with guard(f"tracking a new {self.name} session"):
+            with guarded:
                 if self.owned_elsewhere():
                     return result
                 TRACKER.track(instance, self, self.type_name(type(instance)), capture_stack())
@@ -152,9 +154,11 @@ class Integration:
         return init
 
     def _close_wrapper(self, checked: bool) -> Any:
+        guarded = guard(f"closing a {self.name} session")
+
         def close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             result = wrapped(*args, **kwargs)
-            with guard(f"closing a {self.name} session"):
+            with guarded:
                 if not checked or self.is_closed(instance):
                     TRACKER.close(instance)
             return result
