@@ -7,10 +7,8 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
     from types import CodeType, FrameType
-
-    from collections.abc import Iterator
 
     # innermost frame first, as captured: code, offset, code, offset, ...
     Stack = tuple[CodeType | int, ...]
