@@ -1,0 +1,200 @@
+"""The workloads benchmarks/run.py times, each in a fresh process: `workloads.py NAME ARGS`."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import time
+
+LIFECYCLE = {
+    "requests": "import requests\ndef once():\n    requests.Session().close()\n",
+    "aiohttp": ("import asyncio, aiohttp\nloop = asyncio.new_event_loop()\n"
+                "async def _once():\n    await aiohttp.ClientSession().close()\n"
+                "def once():\n    loop.run_until_complete(_once())\n"),
+    "httpx": "import httpx\ndef once():\n    httpx.Client().close()\n",
+    "urllib3": "import urllib3\ndef once():\n    urllib3.PoolManager().clear()\n",
+}
+
+
+def versions() -> str:
+    """The client-library versions in use."""
+    from importlib import metadata
+
+    found = []
+    for name in ("requests", "aiohttp", "httpx", "urllib3", "wrapt"):
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{name} (not installed)")
+    return ", ".join(found)
+
+
+def lifecycle(lib: str, n: int) -> float:
+    namespace: dict[str, object] = {}
+    exec(LIFECYCLE[lib], namespace)
+    once = namespace["once"]
+    assert callable(once)
+    for _ in range(max(50, n // 10)):
+        once()
+    start = time.perf_counter()
+    for _ in range(n):
+        once()
+    return (time.perf_counter() - start) / n
+
+
+def serve() -> None:
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    print(f"http://127.0.0.1:{server.server_address[1]}/", flush=True)
+    server.serve_forever()
+
+
+def work(lib: str, n: int, url: str) -> float:
+    if lib == "requests":
+        import requests
+
+        def once() -> None:
+            with requests.Session() as s:
+                s.get(url).content  # noqa: B018
+
+        run = once
+    else:
+        import asyncio
+
+        import aiohttp
+
+        async def many(k: int) -> None:
+            for _ in range(k):
+                async with aiohttp.ClientSession() as s, s.get(url) as r:
+                    await r.read()
+
+        def run_many(k: int) -> None:
+            asyncio.run(many(k))
+
+        run_many(max(5, n // 10))
+        start = time.perf_counter()
+        run_many(n)
+        return (time.perf_counter() - start) / n
+    for _ in range(max(5, n // 10)):
+        run()
+    start = time.perf_counter()
+    for _ in range(n):
+        run()
+    return (time.perf_counter() - start) / n
+
+
+def _leakguard_bytes() -> int:
+    import tracemalloc
+
+    import leakguard
+
+    here = os.path.dirname(os.path.abspath(leakguard.__file__))
+    gc.collect()
+    snapshot = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(True, os.path.join(here, "*"))])
+    return sum(stat.size for stat in snapshot.statistics("filename"))
+
+
+def memory(count: int) -> float:
+    import tracemalloc
+
+    import urllib3
+
+    tracemalloc.start(1)
+    urllib3.PoolManager().clear()  # warm up: the site's stack, caches
+    base = _leakguard_bytes()
+    keep = [urllib3.PoolManager() for _ in range(count)]
+    used = _leakguard_bytes() - base
+    for pm in keep:
+        pm.clear()
+    return used / count
+
+
+def retention(cycles: int) -> tuple[int, int]:
+    import tracemalloc
+
+    import urllib3
+
+    tracemalloc.start(1)
+    for _ in range(1000):
+        urllib3.PoolManager().clear()
+    first = _leakguard_bytes()
+    for _ in range(cycles - 1000):
+        urllib3.PoolManager().clear()
+    return first, _leakguard_bytes()
+
+
+def threads(total: int) -> tuple[float, float, int, int]:
+    import logging
+    import threading
+
+    import urllib3
+
+    def make(k: int, drop: bool) -> None:
+        for i in range(k):
+            pm = urllib3.PoolManager()
+            if not (drop and i % 2):
+                pm.clear()
+
+    def rate(nthreads: int) -> float:
+        ts = [threading.Thread(target=make, args=(total // nthreads, False))
+              for _ in range(nthreads)]
+        start = time.perf_counter()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        return total / (time.perf_counter() - start)
+
+    one = rate(1)
+    sixteen = rate(16)
+
+    seen: list[str] = []
+
+    class Count(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    logging.getLogger("leakguard").addHandler(Count())
+    logging.getLogger("leakguard").propagate = False
+    per = 2000
+    ts = [threading.Thread(target=make, args=(per, True)) for _ in range(16)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    gc.collect()
+    leaks = [m for m in seen if "garbage-collected without close()" in m and "\n" in m]
+    expected = 16 * per // 2
+    return one, sixteen, max(0, expected - len(leaks)), len(leaks) - len(set(map(id, leaks)))
+
+
+if __name__ == "__main__":
+    name, args = sys.argv[1], sys.argv[2:]
+    if name == "serve":
+        serve()
+    elif name == "lifecycle":
+        print(lifecycle(args[0], int(args[1])))
+    elif name == "work":
+        print(work(args[0], int(args[1]), args[2]))
+    elif name == "memory":
+        print(memory(int(args[0])))
+    elif name == "retention":
+        print(*retention(int(args[0])))
+    elif name == "threads":
+        print(*threads(int(args[0])))
