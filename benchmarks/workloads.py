@@ -139,7 +139,7 @@ def retention(cycles: int) -> tuple[int, int]:
     return first, _leakguard_bytes()
 
 
-def threads(total: int) -> tuple[float, float, int, int]:
+def threads(total: int, rates_only: bool = False) -> tuple[float, ...]:
     import logging
     import threading
 
@@ -163,6 +163,8 @@ def threads(total: int) -> tuple[float, float, int, int]:
 
     one = rate(1)
     sixteen = rate(16)
+    if rates_only:
+        return one, sixteen
 
     seen: list[str] = []
 
@@ -197,4 +199,4 @@ if __name__ == "__main__":
     elif name == "retention":
         print(*retention(int(args[0])))
     elif name == "threads":
-        print(*threads(int(args[0])))
+        print(*threads(int(args[0]), rates_only=args[1:] == ["rates"]))

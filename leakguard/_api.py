@@ -52,8 +52,11 @@ _STATE = _State()
 
 
 def enable(**options: Any) -> None:
-    """Switch leakguard on with the SPEC's options; calling it again changes the options."""
-    opts = Options(**options)  # a bad keyword or value raises here, in the caller's code
+    """Switch leakguard on; keywords override the LEAKGUARD_* variables; again: new options."""
+    from ._config import options_from_env
+
+    # a bad keyword or value raises here, in the caller's code; a bad variable is one line
+    opts = Options(**{**options_from_env(), **options})
     with _STATE.lock:
         if _STATE.enabled:
             disable()
@@ -104,7 +107,7 @@ def _patch(integration: Integration, explicit: bool, module: ModuleType) -> None
     if not integration.supported(module):
         why = (f"leakguard: not tracking {integration.name} {integration.version(module)}: "
                f"supported versions are {integration.supported_range()}")
-        _report.logger.log(logging.WARNING if explicit else logging.DEBUG, why)
+        _report.emit(logging.WARNING if explicit else logging.DEBUG, why)
         return
     integration.patch(module)
     reporter = _STATE.reporter

@@ -9,7 +9,7 @@ import threading
 
 from . import _stacks
 from ._config import ROOT_PID
-from ._guard import guard
+from ._guard import guard, internal_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -97,8 +97,11 @@ class Leak:
 def emit(level: int, text: str) -> None:
     """Log through the `leakguard` logger, or write to stderr when logging cannot show it."""
     if _logging_usable():
-        logger.log(level, text)
-        return
+        try:
+            logger.log(level, text)
+            return
+        except Exception as exc:  # a handler that raises: say so once, and use stderr
+            internal_error("logging a report (it goes to stderr instead)", exc)
     if level >= logging.WARNING or logger.isEnabledFor(level):
         try:
             sys.stderr.write(text + "\n")

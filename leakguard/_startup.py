@@ -24,7 +24,7 @@ def activate(default: bool) -> None:
         return  # a .pth seen twice on sys.path, or .pth plus sitecustomize: once is enough
     _ran = True
     try:
-        from ._config import options_from_env, switch_from_env
+        from ._config import switch_from_env
 
         on = switch_from_env()
         if not (default if on is None else on):
@@ -32,7 +32,7 @@ def activate(default: bool) -> None:
         from ._api import enable, is_enabled
 
         if not is_enabled():
-            enable(**options_from_env())
+            enable()  # the options come from the LEAKGUARD_* variables
     except Exception as exc:  # a startup hook that raises would break every interpreter start
         from ._guard import internal_error
 

@@ -12,27 +12,44 @@ class SuppressionError(ValueError):
 
 
 def glob_match(pattern: str, text: str) -> bool:
-    """`*` and `?` glob match in O(len(pattern) * len(text)) at worst, with no regex."""
-    p = t = 0
-    star = -1
-    mark = 0
-    while t < len(text):
-        if p < len(pattern) and (pattern[p] == "?" or pattern[p] == text[t]):
-            p += 1
-            t += 1
-        elif p < len(pattern) and pattern[p] == "*":
-            star = p
-            mark = t
-            p += 1
-        elif star != -1:
-            p = star + 1
-            mark += 1
-            t = mark
-        else:
+    """Glob match (`*` any run, `?` any one character) without regular expressions.
+
+    The pattern is cut at each `*`; the pieces must appear in order, the first at the
+    start and the last at the end. Taking the leftmost place for each middle piece is
+    always right for globs, so there is no backtracking: the time grows with the lengths,
+    never exponentially, whatever the input.
+    """
+    pieces = pattern.split("*")
+    if len(pieces) == 1:
+        return len(text) == len(pattern) and _fits(pattern, text, 0)
+    first, *middle, last = pieces
+    if len(first) + len(last) > len(text):
+        return False
+    if not _fits(first, text, 0) or not _fits(last, text, len(text) - len(last)):
+        return False
+    at, end = len(first), len(text) - len(last)
+    for piece in middle:
+        found = _find(piece, text, at, end)
+        if found < 0:
             return False
-    while p < len(pattern) and pattern[p] == "*":
-        p += 1
-    return p == len(pattern)
+        at = found + len(piece)
+    return True
+
+
+def _fits(piece: str, text: str, at: int) -> bool:
+    if "?" not in piece:
+        return text.startswith(piece, at)
+    return all(p == "?" or p == t for p, t in zip(piece, text[at:at + len(piece)])) and \
+        at + len(piece) <= len(text)
+
+
+def _find(piece: str, text: str, start: int, end: int) -> int:
+    if "?" not in piece:
+        return text.find(piece, start, end)  # linear-time substring search
+    for at in range(start, end - len(piece) + 1):
+        if _fits(piece, text, at):
+            return at
+    return -1
 
 
 class Suppressions:

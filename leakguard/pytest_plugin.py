@@ -71,11 +71,10 @@ class LeakguardPlugin:
 
     def __init__(self, mode: str) -> None:
         from . import _api
-        from ._config import options_from_env
         from ._tracker import TRACKER
 
         if not _api.is_enabled():
-            _api.enable(**options_from_env())
+            _api.enable()  # the options come from the LEAKGUARD_* variables
         self.mode = mode
         self.tracker = TRACKER
         self.state = _api._STATE

@@ -18,6 +18,17 @@ from leakguard import _guard
 
 pytest_plugins = ["pytester"]
 
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--stress", action="store_true",
+                     help="run the load tests at full size (minutes, not seconds)")
+
+
+@pytest.fixture
+def stress(request: pytest.FixtureRequest) -> bool:
+    """Whether the load tests run at full size."""
+    return bool(request.config.getoption("--stress"))
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so sessions really pool connections
 

@@ -149,3 +149,38 @@ asyncio.run(main())
     r = run_python(code, env={"LEAKGUARD": "1"})
     assert r.stderr.count("leakguard: aiohttp.ClientSession ") == 1
     assert "leakguard: 1 leaked session" in r.stderr
+
+
+def test_activation_happens_once_per_process() -> None:
+    code = '''
+import leakguard._startup as startup
+startup.run(); startup.run()          # a .pth seen twice on sys.path
+import leakguard.auto                 # and a sitecustomize line as well
+import requests
+KEEP = requests.Session()
+'''
+    r = run_python(code, env={"LEAKGUARD": "1"})
+    assert r.stderr.count("still open at interpreter exit") == 1
+    assert r.stderr.count("leakguard: 1 leaked session") == 1
+
+
+def test_unsupported_library_version_is_skipped_and_named_when_asked_for() -> None:
+    code = '''
+import logging, requests
+requests.__version__ = "2.0.0"        # pretend an old release is installed
+import leakguard
+leakguard.enable(targets=TARGETS)
+KEEP = requests.Session()
+print("ran")
+'''
+    explicit = run_python(code.replace("TARGETS", "['requests']"))
+    assert explicit.stdout == "ran\n" and explicit.returncode == 0
+    assert "leakguard: not tracking requests 2.0.0: supported versions are >=2.26" in \
+        explicit.stderr
+    assert "still open" not in explicit.stderr
+    implicit = run_python(code.replace("TARGETS", "None"))
+    assert implicit.stdout == "ran\n" and implicit.returncode == 0
+    assert "not tracking" not in implicit.stderr  # a DEBUG line only
+    debug = run_python(code.replace("TARGETS", "None").replace(
+        "leakguard.enable(targets=None)", "leakguard.enable(targets=None, log='debug')"))
+    assert "leakguard: not tracking requests 2.0.0" in debug.stderr
