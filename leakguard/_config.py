@@ -63,24 +63,22 @@ def _log_level(value: object) -> str:
     return v
 
 
-def _stack_depth(value: object) -> int:
+def _whole_number(value: object, low: int, high: int) -> int:
     try:
         n = int(str(value).strip())
     except ValueError:
-        n = -1
-    if not 1 <= n <= MAX_STACK_DEPTH:
-        raise ValueError(f"accepted values are whole numbers from 1 to {MAX_STACK_DEPTH}")
+        n = low - 1
+    if not low <= n <= high:
+        raise ValueError(f"accepted values are whole numbers from {low} to {high}")
     return n
+
+
+def _stack_depth(value: object) -> int:
+    return _whole_number(value, 1, MAX_STACK_DEPTH)
 
 
 def _exitcode(value: object) -> int:
-    try:
-        n = int(str(value).strip())
-    except ValueError:
-        n = -1
-    if not 0 <= n <= 255:
-        raise ValueError("accepted values are whole numbers from 0 to 255")
-    return n
+    return _whole_number(value, 0, 255)
 
 
 def _targets(value: Iterable[str] | str | None) -> tuple[str, ...]:

@@ -3,22 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import SERVER_SNIPPET
 
-HEADER = '''
-import http.server, threading
-import pytest, requests
-
-class _H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers()
-        self.wfile.write(b"ok")
-    def log_message(self, *a): pass
-
-_srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _H)
-threading.Thread(target=_srv.serve_forever, daemon=True).start()
-URL = "http://127.0.0.1:%d/" % _srv.server_address[1]
-'''
+HEADER = SERVER_SNIPPET + "import pytest, requests\n"
 
 
 def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
