@@ -12,6 +12,11 @@ def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", *args)
 
 
+def _details(r: pytest.RunResult) -> str:
+    # the error sections only: the short summary repeats each message (in full when CI=true)
+    return r.stdout.str().split("short test summary info")[0]
+
+
 def test_leaking_test_fails_with_the_report_naming_it(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_one=HEADER + '''
 def test_leaks():
@@ -100,7 +105,7 @@ def test_5(never_closed, session_client):
     pass
 ''')
     r = _run(pytester, "--leakguard")
-    out = r.stdout.str()
+    out = _details(r)
     r.assert_outcomes(passed=5, errors=1)
     assert out.count("leakguard: fixture 'never_closed' (module scope) leaked 1 session") == 1
     assert "ERROR at teardown of test_5" in out
@@ -188,6 +193,6 @@ def test_many(n):
 ''')
     r = _run(pytester, "-p", "xdist", "-n", "2", "--leakguard")
     r.assert_outcomes(passed=6, errors=2)
-    out = r.stdout.str()
+    out = _details(r)
     assert out.count("leaked 1 session") == 2
     assert "test_many[0] leaked" in out and "test_many[3] leaked" in out
