@@ -88,9 +88,11 @@ def worker(python: str, env: dict[str, str], name: str, *args: str) -> float:
 def alternate(rounds: int, configs: dict[str, object]) -> dict[str, list[float]]:
     """Run each configuration once per round, in turn; return every measurement."""
     results: dict[str, list[float]] = {name: [] for name in configs}
-    for _ in range(rounds):
-        for name, fn in configs.items():
-            results[name].append(fn())  # type: ignore[operator]
+    order = list(configs)
+    for n in range(rounds):
+        # every other round in reverse (ABBA), so that no configuration always goes first
+        for name in order if n % 2 == 0 else reversed(order):
+            results[name].append(configs[name]())  # type: ignore[operator]
     return results
 
 
