@@ -16,7 +16,6 @@ from ._tracker import TRACKER
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from types import ModuleType, TracebackType
     from typing import Any, Callable, TypeVar
 
@@ -97,7 +96,10 @@ def _load_suppressions(path: str | None) -> Any:
         return Suppressions.load(path)
     except (OSError, SuppressionError) as exc:
         detail = exc if isinstance(exc, SuppressionError) else f"{path}: {exc.strerror}"
-        sys.stderr.write(f"leakguard: ignoring the suppressions file: {detail}\n")
+        try:
+            sys.stderr.write(f"leakguard: ignoring the suppressions file: {detail}\n")
+        except Exception:  # stderr closed: the program runs on regardless
+            pass
         return None
 
 
@@ -180,7 +182,7 @@ class check:
     def __enter__(self) -> check:
         reporter = _STATE.reporter
         if _STATE.enabled and reporter is not None:
-            self._claim = _report.Claim(TRACKER.last_seq())
+            self._claim = _report.Claim(TRACKER.seq_mark())
             reporter.claims.append(self._claim)
         return self
 
@@ -229,8 +231,3 @@ class check:
                 return func(*args, **kwargs)
 
         return checked  # type: ignore[return-value]
-
-
-def iter_integrations() -> Iterator[Integration]:
-    """The integrations leakguard was asked to track in this process."""
-    return iter(list(_STATE.integrations.values()))

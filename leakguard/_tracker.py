@@ -229,8 +229,8 @@ class Tracker:
                 if self._live.get(record.key) is record:
                     del self._live[record.key]
 
-    def last_seq(self) -> int:
-        """The sequence number the next record will be above."""
+    def seq_mark(self) -> int:
+        """A sequence number that every record made from now on is above."""
         with self._lock:
             n = next(self._seq)
         return n
