@@ -79,10 +79,14 @@ def hook_line_cost() -> float:
             os.environ["LEAKGUARD"] = saved
 
 
-def worker(python: str, env: dict[str, str], name: str, *args: str) -> float:
-    out = subprocess.run([python, os.path.join(HERE, "workloads.py"), name, *args], env=env,
-                         check=True, capture_output=True, text=True)
-    return float(out.stdout.split()[-1])
+def ab_worker(python: str, name: str, *args: str) -> dict[str, list[float]]:
+    """A workload that alternates leakguard off and on inside one fresh process."""
+    import json
+
+    out = subprocess.run([python, os.path.join(HERE, "workloads.py"), name, *args],
+                         env=env_for(False), check=True, capture_output=True, text=True)
+    result: dict[str, list[float]] = json.loads(out.stdout.splitlines()[-1])
+    return result
 
 
 def alternate(rounds: int, configs: dict[str, object]) -> dict[str, list[float]]:
@@ -154,36 +158,30 @@ def main() -> int:
                 "on": lambda lib=lib: timed_run([hooked, "-c", f"import {lib}"], on)})
             table.ratio(f"start-up, active (import {lib})", res["off"], res["on"], 1.10)
 
-        # 3. session lifecycle, construct + close
+        # 3. session lifecycle, construct + close: off and on alternated in one process
         for lib in workloads.LIFECYCLE:
             # httpx.Client() builds an SSL context each time: far fewer iterations
-            n = str((300 if quick else 3000) // (30 if lib == "httpx" else 1))
-            res = alternate(rounds, {
-                "off": lambda lib=lib, n=n: worker(hooked, off, "lifecycle", lib, n),
-                "on": lambda lib=lib, n=n: worker(hooked, on, "lifecycle", lib, n)})
+            n = (300 if quick else 2000) // (30 if lib == "httpx" else 1)
+            res = ab_worker(hooked, "lifecycle", lib, str(n), str(rounds))
             table.ratio(f"lifecycle {lib} (per session)", res["off"], res["on"], 1.25,
                         unit="us", scale=1e6)
 
-        # 4 and 5. real work against a local server, and tracemalloc for comparison
+        # 4 and 5. real work against a local server (in its own process), with tracemalloc
         server = subprocess.Popen([sys.executable, os.path.join(HERE, "workloads.py"),
                                    "serve"], stdout=subprocess.PIPE, text=True)
         assert server.stdout is not None
         url = server.stdout.readline().strip()
         try:
-            n = "30" if quick else "300"
+            requests_per_round = "30" if quick else "200"
             for lib in ("requests", "aiohttp"):
-                res = alternate(rounds, {
-                    "off": lambda lib=lib: worker(hooked, off, "work", lib, n, url),
-                    "on": lambda lib=lib: worker(hooked, on, "work", lib, n, url),
-                    "tracemalloc": lambda lib=lib: worker(
-                        hooked, env_for(False, PYTHONTRACEMALLOC="25"), "work", lib, n, url)})
+                res = ab_worker(hooked, "work", lib, requests_per_round, url, str(rounds))
                 r_on = table.ratio(f"real work {lib} (per request)", res["off"], res["on"],
                                    1.03, unit="us", scale=1e6)
                 r_tm = statistics.median(res["tracemalloc"]) / statistics.median(res["off"])
                 share = (r_on - 1) / (r_tm - 1) if r_tm > 1 else float("inf")
                 table.value(f"  vs tracemalloc=25 ({lib})",
-                            f"leakguard +{(r_on - 1) * 100:.1f}%, tracemalloc "
-                            f"+{(r_tm - 1) * 100:.1f}%", f"{share:.3f}", "<= 0.1",
+                            f"leakguard {(r_on - 1) * 100:+.1f}%, tracemalloc "
+                            f"{(r_tm - 1) * 100:+.1f}%", f"{share:.3f}", "<= 0.1",
                             share <= 0.1)
         finally:
             server.terminate()

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
 import sys
 import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
 
 LIFECYCLE = {
     "requests": "import requests\ndef once():\n    requests.Session().close()\n",
@@ -30,17 +35,42 @@ def versions() -> str:
     return ", ".join(found)
 
 
-def lifecycle(lib: str, n: int) -> float:
+def side_by_side(run_round: Callable[[], float], rounds: int,
+                 modes: tuple[str, ...] = ("off", "on")) -> dict[str, list[float]]:
+    """Alternate leakguard off/on (and tracemalloc) round by round in this one process."""
+    import tracemalloc
+
+    import leakguard
+
+    results: dict[str, list[float]] = {m: [] for m in modes}
+    run_round()  # warm up: imports, caches, the first stack
+    for n in range(rounds):
+        for mode in modes if n % 2 == 0 else reversed(modes):
+            if mode == "on":
+                leakguard.enable()
+            elif mode == "tracemalloc":
+                tracemalloc.start(25)
+            try:
+                results[mode].append(run_round())
+            finally:
+                leakguard.disable()
+                tracemalloc.stop()
+    return results
+
+
+def lifecycle(lib: str, n: int, rounds: int) -> dict[str, list[float]]:
     namespace: dict[str, object] = {}
     exec(LIFECYCLE[lib], namespace)
     once = namespace["once"]
     assert callable(once)
-    for _ in range(max(50, n // 10)):
-        once()
-    start = time.perf_counter()
-    for _ in range(n):
-        once()
-    return (time.perf_counter() - start) / n
+
+    def run_round() -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            once()
+        return (time.perf_counter() - start) / n
+
+    return side_by_side(run_round, rounds)
 
 
 def serve() -> None:
@@ -64,38 +94,32 @@ def serve() -> None:
     server.serve_forever()
 
 
-def work(lib: str, n: int, url: str) -> float:
+def work(lib: str, n: int, url: str, rounds: int) -> dict[str, list[float]]:
     if lib == "requests":
         import requests
 
-        def once() -> None:
-            with requests.Session() as s:
-                s.get(url).content  # noqa: B018
-
-        run = once
+        def run_round() -> float:
+            start = time.perf_counter()
+            for _ in range(n):
+                with requests.Session() as s:
+                    s.get(url).content  # noqa: B018
+            return (time.perf_counter() - start) / n
     else:
         import asyncio
 
         import aiohttp
 
-        async def many(k: int) -> None:
-            for _ in range(k):
+        async def many() -> None:
+            for _ in range(n):
                 async with aiohttp.ClientSession() as s, s.get(url) as r:
                     await r.read()
 
-        def run_many(k: int) -> None:
-            asyncio.run(many(k))
+        def run_round() -> float:
+            start = time.perf_counter()
+            asyncio.run(many())
+            return (time.perf_counter() - start) / n
 
-        run_many(max(5, n // 10))
-        start = time.perf_counter()
-        run_many(n)
-        return (time.perf_counter() - start) / n
-    for _ in range(max(5, n // 10)):
-        run()
-    start = time.perf_counter()
-    for _ in range(n):
-        run()
-    return (time.perf_counter() - start) / n
+    return side_by_side(run_round, rounds, ("off", "on", "tracemalloc"))
 
 
 def _leakguard_bytes() -> int:
@@ -191,9 +215,9 @@ if __name__ == "__main__":
     if name == "serve":
         serve()
     elif name == "lifecycle":
-        print(lifecycle(args[0], int(args[1])))
+        print(json.dumps(lifecycle(args[0], int(args[1]), int(args[2]))))
     elif name == "work":
-        print(work(args[0], int(args[1]), args[2]))
+        print(json.dumps(work(args[0], int(args[1]), args[2], int(args[3]))))
     elif name == "memory":
         print(memory(int(args[0])))
     elif name == "retention":
