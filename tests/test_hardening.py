@@ -59,7 +59,8 @@ def test_threads_with_gc_firing_everywhere(reports: Reports, monkeypatch: pytest
 
     old = gc.get_threshold()
     gc.set_threshold(1)  # collections fire inside leakguard's own code, too
-    faulthandler.dump_traceback_later(300, exit=True)  # the watchdog: a deadlock ends the run
+    # the watchdog: a deadlock ends the run with every thread's traceback
+    faulthandler.dump_traceback_later(7200 if stress else 300, exit=True)
     try:
         workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
         for t in workers:
