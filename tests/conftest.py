@@ -9,7 +9,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -29,29 +28,17 @@ def stress(request: pytest.FixtureRequest) -> bool:
     """Whether the load tests run at full size."""
     return bool(request.config.getoption("--stress"))
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, so sessions really pool connections
-
-    def do_GET(self) -> None:
-        body = b"ok"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
-    """A real HTTP/1.1 keep-alive server on 127.0.0.1, shared by the whole run."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    """A real HTTP/1.1 keep-alive server on 127.0.0.1 (SERVER_SNIPPET's), shared by the run."""
+    namespace: dict[str, object] = {}
+    exec(SERVER_SNIPPET, namespace)
+    yield str(namespace["URL"])
+    server = namespace["_srv"]
+    assert isinstance(server, http.server.ThreadingHTTPServer)
     server.shutdown()
     server.server_close()
+
 
 @pytest.fixture(autouse=True)
 def internal_errors_fail(request: pytest.FixtureRequest) -> Iterator[list[str]]:

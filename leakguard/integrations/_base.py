@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 
 from .._guard import guard
 from .._tracker import TRACKER, capture_stack
@@ -168,11 +167,3 @@ class Integration:
     def owned_elsewhere(self) -> bool:
         """Whether the session being built belongs to another tracked session (not reported)."""
         return False
-
-
-def caller_module(depth: int) -> str:
-    """The module name of the frame `depth` levels above the caller."""
-    try:
-        return str(sys._getframe(depth + 1).f_globals.get("__name__", ""))
-    except ValueError:
-        return ""
