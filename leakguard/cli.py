@@ -18,7 +18,8 @@ OPTION_FLAGS = (
     ("--log", "log", "LEAKGUARD_LOG", "warning: leaks only; debug: every session's life"),
     ("--stack-depth", "stack_depth", "LEAKGUARD_STACK_DEPTH", "frames kept per creation stack"),
     ("--exitcode", "exitcode", "LEAKGUARD_EXITCODE",
-     "exit with this status if COMMAND exited 0 but a session leaked"),
+     "exit with this status if COMMAND exited 0 but a session leaked in any of its "
+     "processes"),
     ("--report", "report", "LEAKGUARD_REPORT",
      "append JSON Lines leak records to this file (%%p: the pid)"),
     ("--suppressions", "suppressions", "LEAKGUARD_SUPPRESSIONS", "suppressions file"),
@@ -38,7 +39,9 @@ def _parser() -> argparse.ArgumentParser:
                     "Exits with COMMAND's status, or with --exitcode if it exited 0 but "
                     "leaked. Example: leakguard run --exitcode 3 -- pytest -x")
     for flag, dest, variable, text in OPTION_FLAGS:
-        run.add_argument(flag, dest=dest, metavar="VALUE", help=f"{text} (sets {variable})")
+        # --exitcode is applied by `run` itself, from every process's leak count
+        note = "" if dest == "exitcode" else f" (sets {variable})"
+        run.add_argument(flag, dest=dest, metavar="VALUE", help=text + note)
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]")
     inst = sub.add_parser(
         "install", help="make leakguard active by default in this environment",
