@@ -175,19 +175,19 @@ def format_frames(found: list[Frame], header: str) -> str:
     return "\n".join(lines)
 
 
-def is_library(path: str, library_dirs: Iterable[str]) -> bool:
-    """True for frames of the client libraries, wrapt, leakguard or the standard library."""
+def is_library(path: str, hidden: tuple[str, ...]) -> bool:
+    """True for frames under `hidden` (libraries, wrapt, leakguard) or the standard library."""
     path = abspath(path)
     if path.startswith("<frozen"):
         return True  # importlib's bootstrap and friends; <string> and <stdin> are the user's
-    if path.startswith(_internal_dirs()) or path.startswith(tuple(library_dirs)):
+    if path.startswith(hidden):
         return True
     return path.startswith(_STDLIB) and not any(d in path for d in _SITE_DIRS)
 
 
 def site(stack: Stack, library_dirs: Iterable[str]) -> tuple[str, int, str]:
     """The creation site: the innermost frame outside the libraries (else the innermost)."""
-    dirs = tuple(library_dirs)
+    dirs = (*_internal_dirs(), *library_dirs)
     found = list(pairs(stack))
     for code, line in found:
         if not is_library(code.co_filename, dirs):

@@ -25,7 +25,6 @@ def _library_versions() -> list[str]:
     from importlib import metadata
 
     from .integrations import all_integrations
-    from .integrations._base import parse_version
 
     lines = []
     for integration in all_integrations().values():
@@ -35,9 +34,8 @@ def _library_versions() -> list[str]:
             lines.append(f"  {integration.name:<9} not installed "
                          f"(supported: {integration.supported_range()})")
             continue
-        v = parse_version(version)
-        ok = v >= integration.minimum and (integration.below is None or v < integration.below)
-        verdict = "tracked" if ok else "NOT tracked: outside the supported range"
+        verdict = ("tracked" if integration.supports(version)
+                   else "NOT tracked: outside the supported range")
         lines.append(f"  {integration.name:<9} {version:<10} {verdict} "
                      f"(supported: {integration.supported_range()})")
     return lines

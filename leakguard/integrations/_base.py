@@ -9,6 +9,7 @@ from .._tracker import TRACKER, capture_stack
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from types import ModuleType
     from typing import Any
 
@@ -19,6 +20,18 @@ def origin(scheme: object, host: object, port: object) -> str:
     if ":" in h and not h.startswith("["):
         h = f"[{h}]"
     return f"{scheme}://{h}:{port}"
+
+
+def tally(counts: Iterable[tuple[str, int]]) -> tuple[int, list[str]]:
+    """Sum (origin, open connections) pairs: the total and the origins that have any, in order."""
+    total = 0
+    origins: list[str] = []
+    for where, n in counts:
+        if n:
+            total += n
+            if where not in origins:
+                origins.append(where)
+    return total, origins
 
 
 def parse_version(text: str) -> tuple[int, ...]:
@@ -79,8 +92,12 @@ class Integration:
         return str(getattr(mod, "__version__", "0"))
 
     def supported(self, mod: ModuleType) -> bool:
-        """Whether the installed version is inside the supported range."""
-        v = parse_version(self.version(mod))
+        """Whether the imported library's version is inside the supported range."""
+        return self.supports(self.version(mod))
+
+    def supports(self, version: str) -> bool:
+        """Whether a version string is inside the supported range."""
+        v = parse_version(version)
         return v >= self.minimum and (self.below is None or v < self.below)
 
     def supported_range(self) -> str:

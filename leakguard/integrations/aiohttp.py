@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._base import Integration, origin
+from ._base import Integration, origin, tally
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,14 +36,7 @@ class AiohttpIntegration(Integration):
         conns = getattr(resources, "_conns", None)
         if conns is None:
             return None, []
-        total = 0
-        origins: list[str] = []
-        for key, entries in list(conns.items()):
-            n = sum(1 for proto, *_ in list(entries)
-                    if getattr(proto, "transport", None) is not None)
-            if n:
-                total += n
-                where = origin("https" if key.is_ssl else "http", key.host, key.port)
-                if where not in origins:
-                    origins.append(where)
-        return total, origins
+        return tally((origin("https" if key.is_ssl else "http", key.host, key.port),
+                      sum(1 for proto, *_ in list(entries)
+                          if getattr(proto, "transport", None) is not None))
+                     for key, entries in list(conns.items()))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._base import Integration, origin
+from ._base import Integration, origin, tally
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,20 +39,9 @@ class HttpxIntegration(Integration):
         return bool(session.is_closed)
 
     def connections(self, resources: Any) -> tuple[int | None, list[str]]:
-        total = 0
-        origins: list[str] = []
-        for transport in resources:
-            if transport is None:
-                continue
-            found = _pool_connections(transport)
-            if found is None:
-                return None, []  # a transport that does not expose its pool: say unknown
-            for conn in found:
-                if conn.is_closed():
-                    continue
-                total += 1
-                o = conn._origin
-                where = origin(o.scheme.decode("ascii"), o.host.decode("ascii"), o.port)
-                if where not in origins:
-                    origins.append(where)
-        return total, origins
+        pools = [_pool_connections(t) for t in resources if t is not None]
+        if any(found is None for found in pools):
+            return None, []  # a transport that does not expose its pool: say unknown
+        return tally((origin(c._origin.scheme.decode("ascii"), c._origin.host.decode("ascii"),
+                             c._origin.port), 1)
+                     for found in pools for c in found or () if not c.is_closed())

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ._base import Integration
-from .urllib3 import count_pools
+from ._base import Integration, tally
+from .urllib3 import pool_counts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,15 +24,8 @@ class RequestsIntegration(Integration):
         return session.adapters
 
     def connections(self, resources: Any) -> tuple[int | None, list[str]]:
-        total = 0
-        origins: list[str] = []
-        for adapter in list(resources.values()):
-            managers = [getattr(adapter, "poolmanager", None),
-                        *getattr(adapter, "proxy_manager", {}).values()]
-            for manager in managers:
-                if manager is None:
-                    continue
-                n, where = count_pools(manager.pools)
-                total += n
-                origins.extend(w for w in where if w not in origins)
-        return total, origins
+        managers = [m for adapter in list(resources.values())
+                    for m in (getattr(adapter, "poolmanager", None),
+                              *getattr(adapter, "proxy_manager", {}).values())
+                    if m is not None]
+        return tally(pair for m in managers for pair in pool_counts(m.pools))

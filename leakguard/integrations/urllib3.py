@@ -4,30 +4,25 @@ from __future__ import annotations
 
 import sys
 
-from ._base import Integration, origin
+from ._base import Integration, origin, tally
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
 
-def count_pools(pools: Any) -> tuple[int, list[str]]:
-    """Open connections idle in a PoolManager's pools container, and their origins."""
-    total = 0
-    origins: list[str] = []
+def pool_counts(pools: Any) -> Iterator[tuple[str, int]]:
+    """(origin, open idle connections) for each pool of a PoolManager's pools container."""
     for key in list(pools.keys()):
+        # the LRU's own dict: reading through the container would reorder the host's LRU
         pool = pools._container.get(key) if hasattr(pools, "_container") else pools.get(key)
         queue = getattr(getattr(pool, "pool", None), "queue", None)
         if pool is None or queue is None:
             continue
-        n = sum(1 for conn in list(queue)
-                if conn is not None and getattr(conn, "sock", None) is not None)
-        if n:
-            total += n
-            where = origin(pool.scheme, pool.host, pool.port)
-            if where not in origins:
-                origins.append(where)
-    return total, origins
+        yield origin(pool.scheme, pool.host, pool.port), sum(
+            1 for conn in list(queue)
+            if conn is not None and getattr(conn, "sock", None) is not None)
 
 
 class Urllib3Integration(Integration):
@@ -47,7 +42,7 @@ class Urllib3Integration(Integration):
         return session.pools
 
     def connections(self, resources: Any) -> tuple[int | None, list[str]]:
-        return count_pools(resources)
+        return tally(pool_counts(resources))
 
     def owned_elsewhere(self) -> bool:
         frame = sys._getframe(1)
