@@ -14,6 +14,9 @@ FALSY = ("0", "false", "no", "off", "")
 LOG_LEVELS = ("warning", "debug")
 ALL_TARGETS = ("requests", "aiohttp", "httpx", "urllib3")
 MAX_STACK_DEPTH = 1000
+MAX_OPEN_LIMIT = 10**9
+MAX_INTERVAL = 366 * 24 * 3600.0  # a year: beyond it a timer's wait() may overflow
+METRICS = ("otel",)
 
 # Internal variables, inherited by child processes (not options: no LEAKGUARD* prefix).
 ROOT_PID = "_LEAKGUARD_ROOT_PID"  # the process where leakguard was first switched on
@@ -23,7 +26,8 @@ RUN_STATUS = "_LEAKGUARD_RUN_STATUS"  # `leakguard run`'s file of per-process le
 class Options:
     """Validated leakguard options; the defaults are the SPEC's."""
 
-    __slots__ = ("exitcode", "log", "report", "stack_depth", "suppressions", "targets")
+    __slots__ = ("exitcode", "interval", "log", "max_open", "metrics", "report", "responses",
+                 "sigterm", "stack_depth", "suppressions", "targets")
 
     def __init__(
         self,
@@ -33,6 +37,11 @@ class Options:
         report: str | None = None,
         suppressions: str | None = None,
         targets: Iterable[str] | str | None = None,
+        responses: bool | str = True,
+        max_open: int | str = 100,
+        interval: float | str = 0,
+        sigterm: bool | str = True,
+        metrics: str | bool | None = None,
     ) -> None:
         self.log = _log_level(log)
         self.stack_depth = _stack_depth(stack_depth)
@@ -40,6 +49,11 @@ class Options:
         self.report = None if report in (None, "") else str(report)
         self.suppressions = None if suppressions in (None, "") else str(suppressions)
         self.targets = _targets(targets)
+        self.responses = _switch(responses)
+        self.max_open = _whole_number(max_open, 0, MAX_OPEN_LIMIT)
+        self.interval = _seconds(interval)
+        self.sigterm = _switch(sigterm)
+        self.metrics = _metrics(metrics)
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
@@ -73,6 +87,40 @@ def _whole_number(value: object, low: int, high: int) -> int:
     return n
 
 
+def _switch(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    found = parse_switch(str(value))
+    if found is None:
+        raise ValueError(f"accepted values are {' '.join(TRUTHY)} (on) "
+                         f"or {' '.join(v for v in FALSY if v)} or empty (off)")
+    return found
+
+
+def _seconds(value: object) -> float:
+    # decimals are accepted (0.5 is half a second); nan, inf and negatives are not
+    try:
+        n = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
+    except ValueError:
+        n = -1.0
+    if not 0 <= n <= MAX_INTERVAL:  # also false for nan
+        raise ValueError(f"accepted values are numbers of seconds from 0 (off) "
+                         f"to {int(MAX_INTERVAL)}, decimals allowed")
+    return n
+
+
+def _metrics(value: object) -> str | None:
+    if value is None or value is False:
+        return None
+    v = str(value).strip().lower()
+    if v in METRICS:
+        return v
+    if v in FALSY:
+        return None
+    raise ValueError(f"accepted values are {', '.join(METRICS)} "
+                     f"or {' '.join(v for v in FALSY if v)} or empty (off)")
+
+
 def _stack_depth(value: object) -> int:
     return _whole_number(value, 1, MAX_STACK_DEPTH)
 
@@ -100,6 +148,11 @@ _VARIABLES = {
     "LEAKGUARD_REPORT": "report",
     "LEAKGUARD_SUPPRESSIONS": "suppressions",
     "LEAKGUARD_TARGETS": "targets",
+    "LEAKGUARD_RESPONSES": "responses",
+    "LEAKGUARD_MAX_OPEN": "max_open",
+    "LEAKGUARD_INTERVAL": "interval",
+    "LEAKGUARD_SIGTERM": "sigterm",
+    "LEAKGUARD_METRICS": "metrics",
 }
 
 

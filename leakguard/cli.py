@@ -25,6 +25,18 @@ OPTION_FLAGS = (
     ("--suppressions", "suppressions", "LEAKGUARD_SUPPRESSIONS", "suppressions file"),
     ("--targets", "targets", "LEAKGUARD_TARGETS",
      f"comma list of {','.join(ALL_TARGETS)} (default: all)"),
+    ("--responses", "responses", "LEAKGUARD_RESPONSES",
+     "on/off: also track responses that hold a connection (default: on)"),
+    ("--max-open", "max_open", "LEAKGUARD_MAX_OPEN",
+     "warn once per creation site when this many sessions from it are open at once; "
+     "0: off (default: 100)"),
+    ("--interval", "interval", "LEAKGUARD_INTERVAL",
+     "seconds between census reports in a long-running process; 0: off (default)"),
+    ("--sigterm", "sigterm", "LEAKGUARD_SIGTERM",
+     "on/off: report at SIGTERM when the program has no handler of its own (default: on)"),
+    ("--metrics", "metrics", "LEAKGUARD_METRICS",
+     "otel: publish open and leak counts through the OpenTelemetry metrics API "
+     "(default: off)"),
 )
 
 
