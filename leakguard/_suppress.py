@@ -4,7 +4,19 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._report import Leak
+    from collections.abc import Sequence
+    from typing import Protocol
+
+    from ._stacks import Frame
+
+    class Leak(Protocol):
+        """What a rule is matched against (a _report.Leak): declared here so the report
+        imports the suppressions and never the other way round."""
+
+        @property
+        def type(self) -> str: ...
+        @property
+        def frames(self) -> Sequence[Frame]: ...
 
 
 class SuppressionError(ValueError):

@@ -15,13 +15,31 @@ from ._guard import guard
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable
+    from typing import Any, Callable, Protocol
 
     from ._stacks import Stack
-    from .integrations._base import Integration
 
     LeakSink = Callable[[list[tuple["Record", str]]], None]
     EventSink = Callable[["Record", str], None]
+
+    class Reader(Protocol):
+        """How the tracker reads a library's state: what an integration gives it.
+
+        Declared here so that data flows one way: integrations call the tracker, the tracker
+        and the reports only read through this.
+        """
+
+        def resources(self, session: Any) -> object:
+            """What the record holds strongly to count connections later; never the session."""
+
+        def is_closed(self, session: Any) -> bool:
+            """The library's own closed state of a live session."""
+
+        def resources_closed(self, resources: Any) -> bool:
+            """Whether the pools show the session closed, once the session itself is gone."""
+
+        def connections(self, resources: Any) -> tuple[int | None, list[str]]:
+            """Open pooled connections and their origins; None when the version does not say."""
 
 
 class Record(weakref.ref):  # type: ignore[type-arg]
@@ -39,7 +57,7 @@ class Record(weakref.ref):  # type: ignore[type-arg]
         return super().__new__(cls, session, callback)
 
     def __init__(self, session: object, callback: Callable[[Record], None], key: int,
-                 seq: int, integration: Integration, type_name: str, stack: Stack,
+                 seq: int, integration: Reader, type_name: str, stack: Stack,
                  resources: object) -> None:
         super().__init__(session, callback)  # type: ignore[call-arg]
         self.key = key
@@ -109,7 +127,7 @@ class Tracker:
 
     # -- the hot path ----------------------------------------------------------------------
 
-    def track(self, session: object, integration: Integration, type_name: str,
+    def track(self, session: object, integration: Reader, type_name: str,
               stack: Stack) -> Record | None:
         """Start tracking a freshly constructed session."""
         key = id(session)
