@@ -29,8 +29,8 @@ OTHER_EVENTS = {"open": "still open at the end of check()",
 class Leak:
     """One leaked (or open) session as the SPEC's record: the fields of the JSON line."""
 
-    __slots__ = ("_raw_stack", "age_s", "connections", "event", "frames", "origins", "pid",
-                 "seq", "task", "thread", "type")
+    __slots__ = ("_raw_stack", "_site", "age_s", "connections", "event", "frames", "origins",
+                 "pid", "seq", "task", "thread", "type")
 
     def __init__(self, record: Record, event: str) -> None:
         self.event = event
@@ -47,6 +47,7 @@ class Leak:
         self.connections = count
         self.origins = origins
         self._raw_stack = record.stack
+        self._site: tuple[str, int, str] | None = None
         self.frames = _stacks.frames(record.stack)
 
     @property
@@ -58,7 +59,8 @@ class Leak:
         """The JSON Lines record."""
         return {"event": self.event, "type": self.type, "pid": self.pid, "thread": self.thread,
                 "task": self.task, "age_s": self.age_s, "connections": self.connections,
-                "origins": list(self.origins), "stack": list(self.stack)}
+                "origins": list(self.origins), "stack": list(self.stack),
+                "site": _stacks.site_text(*self.site())}
 
     def __repr__(self) -> str:
         return f"<leakguard.Leak {self.as_dict()!r}>"
@@ -89,9 +91,11 @@ class Leak:
         return (f"leakguard: {self.headline()}\n"
                 + _stacks.format_frames(shown, f"{short} created at"))
 
-    def site(self, library_dirs: tuple[str, ...]) -> tuple[str, int, str]:
-        """The creation site used to group the summary."""
-        return _stacks.site(self._raw_stack, library_dirs)
+    def site(self, library_dirs: tuple[str, ...] = ()) -> tuple[str, int, str]:
+        """The creation site (file, line, function) that groups the summary (_stacks.site)."""
+        if self._site is None or library_dirs:
+            self._site = _stacks.site(self._raw_stack, library_dirs)
+        return self._site
 
 
 def emit(level: int, text: str) -> None:

@@ -6,30 +6,22 @@ import json
 import os
 import sys
 
+from . import _stacks
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-_LIBRARY_MARKERS = ("site-packages", "dist-packages", "<frozen")
+def site_of(stack: list[dict[str, object]], record: dict[str, object] | None = None) -> str:
+    """The record's creation site as file:line in func: its `site`, else from its stack.
 
-
-def _is_library(file: str) -> bool:
-    if any(m in file for m in _LIBRARY_MARKERS):
-        return True
-    # the standard library: .../lib/pythonX.Y/ (outside site-packages, checked above)
-    parts = file.replace("\\", "/").split("/")
-    return any(p.startswith("python3") for p in parts[:-1]) and "lib" in parts
-
-
-def site_of(stack: list[dict[str, object]]) -> str:
-    """The innermost frame outside libraries and the standard library, as file:line in func."""
-    for frame in reversed(stack):
-        if not _is_library(str(frame.get("file", ""))):
-            return f"{frame.get('file')}:{frame.get('line')} in {frame.get('function')}"
-    if stack:
-        f = stack[-1]
-        return f"{f.get('file')}:{f.get('line')} in {f.get('function')}"
-    return "<unknown>"
+    The one definition is _stacks.site (the exit summary's); records written before the
+    `site` field existed get the same rule applied to their stack.
+    """
+    site = record.get("site") if record is not None else None
+    if isinstance(site, str) and site:
+        return site
+    return _stacks.site_text(*_stacks.site_of_frames(stack))
 
 
 def read_records(paths: Iterable[str]) -> tuple[list[dict[str, object]], list[str]]:
@@ -61,7 +53,7 @@ def summarize(records: list[dict[str, object]]) -> dict[str, object]:
     groups: dict[tuple[str, str], int] = {}
     for rec in records:
         stack = rec.get("stack")
-        key = (str(rec.get("type")), site_of(stack if isinstance(stack, list) else []))
+        key = (str(rec.get("type")), site_of(stack if isinstance(stack, list) else [], rec))
         groups[key] = groups.get(key, 0) + 1
     return {
         "leaks": len(records),

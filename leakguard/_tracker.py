@@ -260,6 +260,9 @@ class Tracker:
 TRACKER = Tracker()
 
 
-def capture_stack(skip: int = 1) -> Stack:
-    """The creation stack of the session being constructed by our caller's caller."""
-    return _stacks.capture(TRACKER.stack_depth, skip + 1)
+def capture_stack(skip: int = 1, instance: object = None) -> Stack:
+    """The creation stack of the session being constructed by our caller's caller.
+
+    `instance`: that session, so that its own constructor chain is marked (see _stacks.site).
+    """
+    return _stacks.capture(TRACKER.stack_depth, skip + 1, instance)

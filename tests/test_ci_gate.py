@@ -49,7 +49,7 @@ print(__import__("os").getpid())
     assert [rec["event"] for rec in records] == ["gc", "exit"]
     gc_rec = records[0]
     assert set(gc_rec) == {"event", "type", "pid", "thread", "task", "age_s", "connections",
-                           "origins", "stack"}
+                           "origins", "stack", "site"}
     assert gc_rec["type"] == "requests.Session" and gc_rec["pid"] == pid
     assert gc_rec["thread"] == "MainThread" and gc_rec["task"] is None
     assert gc_rec["connections"] == 1 and gc_rec["origins"][0].startswith("http://127.0.0.1:")
@@ -58,6 +58,7 @@ print(__import__("os").getpid())
                                    "function": "dropped",
                                    "code": "requests.Session().get(URL)"}
     assert gc_rec["stack"][0]["function"] == "<module>"  # outermost first
+    assert gc_rec["site"] == f"{gc_rec['stack'][-1]['file']}:{line} in dropped"
     assert isinstance(gc_rec["age_s"], float)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from .. import _stacks
 from .._guard import guard
 from .._tracker import TRACKER, capture_stack
 
@@ -120,6 +121,7 @@ class Integration:
         import wrapt
 
         self.library_dir = os.path.dirname(os.path.abspath(mod.__file__ or "")) + os.sep
+        _stacks.add_library_dir(self.library_dir)
         init = self._init_wrapper()
         on_call = self._close_wrapper(checked=False)
         checked = self._close_wrapper(checked=True)
@@ -164,7 +166,8 @@ class Integration:
             with guarded:
                 if self.owned_elsewhere():
                     return result
-                TRACKER.track(instance, self, self.type_name(type(instance)), capture_stack())
+                TRACKER.track(instance, self, self.type_name(type(instance)),
+                              capture_stack(instance=instance))
             return result
 
         return init
