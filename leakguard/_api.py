@@ -55,7 +55,7 @@ def enable(**options: Any) -> None:
     from ._config import options_from_env
 
     # a bad keyword or value raises here, in the caller's code; a bad variable is one line
-    opts = Options(**{**options_from_env(), **options})
+    opts = Options.from_keywords({**options_from_env(), **options}, "enable()")
     with _STATE.lock:
         if _STATE.enabled:
             disable()

@@ -8,6 +8,9 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+    from typing import Any, Callable, TypeVar
+
+    T = TypeVar("T")
 
 TRUTHY = ("1", "true", "yes", "on")
 FALSY = ("0", "false", "no", "off", "")
@@ -21,6 +24,52 @@ METRICS = ("otel",)
 # Internal variables, inherited by child processes (not options: no LEAKGUARD* prefix).
 ROOT_PID = "_LEAKGUARD_ROOT_PID"  # the process where leakguard was first switched on
 RUN_STATUS = "_LEAKGUARD_RUN_STATUS"  # `leakguard run`'s file of per-process leak counts
+
+# One line per option: its enable() keyword and what it does. The variable is
+# LEAKGUARD_<KEYWORD> and the `leakguard run` flag --<keyword-with-dashes>, both derived here.
+OPTION_HELP = {
+    "log": "warning: leaks only; debug: every session's life",
+    "stack_depth": "frames kept per creation stack",
+    "exitcode": "exit with this status if COMMAND exited 0 but a session leaked in any of "
+                "its processes",
+    "report": "append JSON Lines leak records to this file; %p in it is replaced by the pid",
+    "suppressions": "suppressions file",
+    "targets": f"comma list of {','.join(ALL_TARGETS)} (default: all)",
+    "responses": "on/off: also track responses that hold a connection (default: on)",
+    "max_open": "warn once per creation site when this many sessions from it are open at "
+                "once; 0: off (default: 100)",
+    "interval": "seconds between census reports in a long-running process; 0: off (default)",
+    "sigterm": "on/off: report at SIGTERM when the program has no handler of its own "
+               "(default: on)",
+    "metrics": "otel: publish open and leak counts through the OpenTelemetry metrics API "
+               "(default: off)",
+}
+
+
+def variable_of(keyword: str) -> str:
+    """The environment variable of an option: LEAKGUARD_STACK_DEPTH for stack_depth."""
+    return "LEAKGUARD_" + keyword.upper()
+
+
+def flag_of(keyword: str) -> str:
+    """The `leakguard run` flag of an option: --stack-depth for stack_depth."""
+    return "--" + keyword.replace("_", "-")
+
+
+class OptionError(ValueError):
+    """A bad option value: `keyword` names the option, `accepted` says what it accepts."""
+
+    def __init__(self, keyword: str, value: object, accepted: str) -> None:
+        super().__init__(f"{keyword}={value!r}: {accepted}")
+        self.keyword = keyword
+        self.accepted = accepted
+
+
+def _checked(keyword: str, parse: Callable[[Any], T], value: object) -> T:
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise OptionError(keyword, value, str(exc)) from None
 
 
 class Options:
@@ -43,17 +92,27 @@ class Options:
         sigterm: bool | str = True,
         metrics: str | bool | None = None,
     ) -> None:
-        self.log = _log_level(log)
-        self.stack_depth = _stack_depth(stack_depth)
-        self.exitcode = None if exitcode is None else _exitcode(exitcode)
+        # each bad value raises OptionError naming its keyword
+        self.log = _checked("log", _log_level, log)
+        self.stack_depth = _checked("stack_depth", _stack_depth, stack_depth)
+        self.exitcode = None if exitcode is None else _checked("exitcode", _exitcode, exitcode)
         self.report = None if report in (None, "") else str(report)
         self.suppressions = None if suppressions in (None, "") else str(suppressions)
-        self.targets = _targets(targets)
-        self.responses = _switch(responses)
-        self.max_open = _whole_number(max_open, 0, MAX_OPEN_LIMIT)
-        self.interval = _seconds(interval)
-        self.sigterm = _switch(sigterm)
-        self.metrics = _metrics(metrics)
+        self.targets = _checked("targets", _targets, targets)
+        self.responses = _checked("responses", _switch, responses)
+        self.max_open = _checked("max_open", _max_open, max_open)
+        self.interval = _checked("interval", _seconds, interval)
+        self.sigterm = _checked("sigterm", _switch, sigterm)
+        self.metrics = _checked("metrics", _metrics, metrics)
+
+    @classmethod
+    def from_keywords(cls, keywords: Mapping[str, Any], where: str = "enable()") -> Options:
+        """Options from keywords; an unknown keyword is a TypeError naming it and `where`."""
+        for name in keywords:
+            if name not in cls.__slots__:
+                raise TypeError(f"{where} got an unknown keyword {name!r}; the options are "
+                                f"{', '.join(OPTION_HELP)}")
+        return cls(**keywords)
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
@@ -121,6 +180,10 @@ def _metrics(value: object) -> str | None:
                      f"or {' '.join(v for v in FALSY if v)} or empty (off)")
 
 
+def _max_open(value: object) -> int:
+    return _whole_number(value, 0, MAX_OPEN_LIMIT)
+
+
 def _stack_depth(value: object) -> int:
     return _whole_number(value, 1, MAX_STACK_DEPTH)
 
@@ -140,20 +203,8 @@ def _targets(value: Iterable[str] | str | None) -> tuple[str, ...]:
     return tuple(n for n in ALL_TARGETS if n in names)
 
 
-# variable -> (enable() keyword, parser); the parser raises ValueError naming what it accepts.
-_VARIABLES = {
-    "LEAKGUARD_LOG": "log",
-    "LEAKGUARD_STACK_DEPTH": "stack_depth",
-    "LEAKGUARD_EXITCODE": "exitcode",
-    "LEAKGUARD_REPORT": "report",
-    "LEAKGUARD_SUPPRESSIONS": "suppressions",
-    "LEAKGUARD_TARGETS": "targets",
-    "LEAKGUARD_RESPONSES": "responses",
-    "LEAKGUARD_MAX_OPEN": "max_open",
-    "LEAKGUARD_INTERVAL": "interval",
-    "LEAKGUARD_SIGTERM": "sigterm",
-    "LEAKGUARD_METRICS": "metrics",
-}
+# variable -> enable() keyword
+_VARIABLES = {variable_of(keyword): keyword for keyword in OPTION_HELP}
 
 
 def complain(variable: str, value: str, accepted: str) -> None:
@@ -189,8 +240,8 @@ def options_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]
             continue
         try:
             Options(**{keyword: raw})
-        except ValueError as exc:
-            complain(variable, raw, str(exc))
+        except OptionError as exc:
+            complain(variable, raw, exc.accepted)
             continue
         found[keyword] = raw
     return found

@@ -94,8 +94,35 @@ def _short(site: str) -> str:
     return (path if rel.startswith("..") else rel) + sep + rest
 
 
-def summarize_files(paths: list[str], as_json: bool = False) -> int:
-    """Print the summary of the files; exit status 1 if any leak was found, 2 if unreadable."""
+def expand_paths(args: list[str]) -> tuple[list[str], list[str]]:
+    """The files named or matched by the arguments, and a note for each that matched nothing."""
+    import glob
+
+    paths: list[str] = []
+    notes: list[str] = []
+    for arg in args:
+        if os.path.exists(arg):
+            paths.append(arg)
+            continue
+        # a pattern the shell left as it was (nothing matched, or it was quoted)
+        matches = sorted(glob.glob(arg)) if glob.has_magic(arg) else []
+        if matches:
+            paths.extend(matches)
+        else:
+            what = "matched no file" if glob.has_magic(arg) else "no such file"
+            notes.append(f"{arg}: {what} (a report is written only when something leaked)")
+    return paths, notes
+
+
+def summarize_files(args: list[str], as_json: bool = False) -> int:
+    """Print the summary of the files; exit status 1 if any leak was found, 2 if unreadable.
+
+    A file or pattern that matched nothing is noted on stderr and is no error: leakguard
+    writes a report file only when a process leaked.
+    """
+    paths, notes = expand_paths(args)
+    for note in notes:
+        print(f"leakguard report: {note}", file=sys.stderr)
     records, problems = read_records(paths)
     for p in problems:
         print(f"leakguard report: {p}", file=sys.stderr)

@@ -8,74 +8,144 @@ import subprocess
 import sys
 import tempfile
 
-from ._config import ALL_TARGETS, RUN_STATUS, Options
+from ._config import OPTION_HELP, RUN_STATUS, OptionError, Options, flag_of, variable_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-OPTION_FLAGS = (
-    ("--log", "log", "LEAKGUARD_LOG", "warning: leaks only; debug: every session's life"),
-    ("--stack-depth", "stack_depth", "LEAKGUARD_STACK_DEPTH", "frames kept per creation stack"),
-    ("--exitcode", "exitcode", "LEAKGUARD_EXITCODE",
-     "exit with this status if COMMAND exited 0 but a session leaked in any of its "
-     "processes"),
-    ("--report", "report", "LEAKGUARD_REPORT",
-     "append JSON Lines leak records to this file (%%p: the pid)"),
-    ("--suppressions", "suppressions", "LEAKGUARD_SUPPRESSIONS", "suppressions file"),
-    ("--targets", "targets", "LEAKGUARD_TARGETS",
-     f"comma list of {','.join(ALL_TARGETS)} (default: all)"),
-    ("--responses", "responses", "LEAKGUARD_RESPONSES",
-     "on/off: also track responses that hold a connection (default: on)"),
-    ("--max-open", "max_open", "LEAKGUARD_MAX_OPEN",
-     "warn once per creation site when this many sessions from it are open at once; "
-     "0: off (default: 100)"),
-    ("--interval", "interval", "LEAKGUARD_INTERVAL",
-     "seconds between census reports in a long-running process; 0: off (default)"),
-    ("--sigterm", "sigterm", "LEAKGUARD_SIGTERM",
-     "on/off: report at SIGTERM when the program has no handler of its own (default: on)"),
-    ("--metrics", "metrics", "LEAKGUARD_METRICS",
-     "otel: publish open and leak counts through the OpenTelemetry metrics API "
-     "(default: off)"),
-)
+DIST = "leakguard-http"  # the distribution's name on the package index (`leakguard` is taken)
+SIGPIPE_STATUS = 141  # 128 + SIGPIPE: what a shell reports for a reader that went away
+
+# options whose value is a path: resolved once, in the directory where `run` was typed
+PATH_OPTIONS = ("report", "suppressions")
+
+COMMON_STATUS = (("2", "usage error (unknown option, bad value)"),
+                 (str(SIGPIPE_STATUS), "its output was cut short by a closed pipe (`| head`)"))
 
 
-def _parser() -> argparse.ArgumentParser:
+def _epilog(*lines: tuple[str, str]) -> str:
+    return "exit status:\n" + "\n".join(f"  {code:<6} {text}"
+                                          for code, text in (*lines, *COMMON_STATUS))
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Fills each line of a description on its own; keeps indented lines (tables) as they are."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(indent + line if line.startswith(" ") else
+                         super(_Formatter, self)._fill_text(line, width, indent)
+                         for line in text.splitlines())
+
+
+def version() -> str:
+    """The installed leakguard-http version; the package's own when it runs from elsewhere."""
+    from . import __version__
+
+    try:
+        from importlib import metadata
+
+        dist = metadata.distribution(DIST)
+        here = os.path.dirname(os.path.abspath(__file__))
+        there = os.path.dirname(os.path.abspath(str(dist.locate_file("leakguard/__init__.py"))))
+        # a source checkout on PYTHONPATH shadows the installed one: report what runs
+        if os.path.normcase(here) == os.path.normcase(there):
+            return str(dist.version)
+    except Exception:  # no metadata (a checkout), or metadata we cannot read
+        pass
+    return __version__
+
+
+def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The command line's parser, and its `run` subparser (whose errors name `run`)."""
+    raw = _Formatter
     p = argparse.ArgumentParser(
-        prog="leakguard",
-        description="Find leaked HTTP client sessions (requests, aiohttp, httpx, urllib3).")
+        prog="leakguard", formatter_class=raw,
+        description="Find leaked HTTP client sessions and responses (requests, aiohttp, "
+                    "httpx, urllib3). Installed with `pip install leakguard-http`.",
+        epilog="Switch it on without a command: LEAKGUARD=1 python app.py\n"
+               "`leakguard COMMAND --help` describes each command and its exit status.\n\n"
+               + _epilog(("0", "success; see each command for the others")))
+    p.add_argument("--version", action="version", version=f"leakguard ({DIST}) {version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser(
-        "run", help="run a command with leakguard active in it and its Python subprocesses",
+        "run", formatter_class=raw,
+        help="run a command with leakguard active in it and its Python subprocesses",
         description="Run COMMAND with leakguard active in every Python process it starts. "
-                    "Exits with COMMAND's status, or with --exitcode if it exited 0 but "
-                    "leaked. Example: leakguard run --exitcode 3 -- pytest -x")
-    for flag, dest, variable, text in OPTION_FLAGS:
+                    "Each option sets its LEAKGUARD_* variable for them; relative paths are "
+                    "resolved here, once.\nExample: leakguard run --exitcode 3 -- pytest -x",
+        epilog=_epilog(("N", "COMMAND's own exit status"),
+                       ("E", "with --exitcode E: COMMAND exited 0 but leaked in one of its "
+                             "processes"),
+                       ("126", "COMMAND is not executable"), ("127", "COMMAND was not found"),
+                       ("128+N", "COMMAND was killed by signal N")))
+    for keyword, text in OPTION_HELP.items():
         # --exitcode is applied by `run` itself, from every process's leak count
-        note = "" if dest == "exitcode" else f" (sets {variable})"
-        run.add_argument(flag, dest=dest, metavar="VALUE", help=text + note)
+        note = "" if keyword == "exitcode" else f" (sets {variable_of(keyword)})"
+        run.add_argument(flag_of(keyword), dest=keyword, metavar="VALUE",
+                         help=text.replace("%", "%%") + note)
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]")
     inst = sub.add_parser(
-        "install", help="make leakguard active by default in this environment",
-        description="Add `import leakguard.auto` to this virtualenv's sitecustomize.py, so "
-                    "that every Python process of the environment runs with leakguard; "
-                    "LEAKGUARD=0 still turns it off for one process.")
+        "install", formatter_class=raw,
+        help="make leakguard active by default in this environment",
+        description="Make leakguard active in every Python process of this virtualenv: "
+                    "`import leakguard.auto` in the environment's sitecustomize.py, or, where "
+                    "Python imports another sitecustomize.py first (Debian's and Ubuntu's "
+                    "system Python), a leakguard-install.pth file in its site-packages. "
+                    "LEAKGUARD=0 still turns it off for one process.",
+        epilog=_epilog(("0", "installed (or it already was)"),
+                       ("1", "refused or failed: the message says why; nothing was changed")))
     inst.add_argument("--system", action="store_true",
                       help="allow installing into a Python that is not a virtualenv")
-    sub.add_parser("uninstall", help="undo `leakguard install` exactly")
-    sub.add_parser("status", help="what is installed, and whether this process would be active")
-    rep = sub.add_parser("report", help="summarize JSON Lines leak reports (LEAKGUARD_REPORT)")
+    sub.add_parser(
+        "uninstall", formatter_class=raw, help="undo `leakguard install` exactly",
+        description="Remove exactly what `leakguard install` added (the sitecustomize.py "
+                    "block or the leakguard-install.pth file), leaving the rest as it was.",
+        epilog=_epilog(("0", "removed (or nothing was installed)"),
+                       ("1", "failed: the message says why")))
+    sub.add_parser(
+        "status", formatter_class=raw,
+        help="what is installed, and whether a new Python process would be active",
+        description="Say how leakguard is installed in this environment, whether a Python "
+                    "process started here would run with it, and which client libraries it "
+                    "tracks.",
+        epilog=_epilog(("0", "the report was printed")))
+    rep = sub.add_parser(
+        "report", formatter_class=raw,
+        help="summarize JSON Lines leak reports (LEAKGUARD_REPORT)",
+        description="One summary, grouped by creation site, of the leak records of many "
+                    "processes. A FILE may be a glob pattern (quoted or not); a pattern or file "
+                    "that matches nothing means nothing leaked, and is only noted on stderr.",
+        epilog=_epilog(("0", "no leak recorded (also when no file matched)"),
+                       ("1", "leaks recorded"),
+                       ("2", "no record could be read (unreadable files, malformed lines)")))
     rep.add_argument("files", nargs="+", metavar="FILE")
     rep.add_argument("--json", action="store_true", help="print the summary as JSON")
-    return p
+    return p, run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    parser = _parser()
+    try:
+        status = _main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader went away (`leakguard status | head`): stop quietly, like a Unix tool
+        # killed by SIGPIPE; stdout goes to devnull so that the exit-time flush stays quiet
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return SIGPIPE_STATUS
+    return status
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    parser, run_parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "run":
-        return _run(parser, args)
+        return _run(run_parser, args)
     if args.command in ("install", "uninstall"):
         from . import _install
 
@@ -106,20 +176,24 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if argv and argv[0] == "--":
         argv = argv[1:]
     if not argv:
-        parser.error("run: missing COMMAND (e.g. leakguard run python app.py)")
+        parser.error("missing COMMAND (e.g. leakguard run python app.py)")
     env = dict(os.environ)
     env["LEAKGUARD"] = "1"
-    chosen = {dest: getattr(args, dest) for _, dest, _, _ in OPTION_FLAGS
-              if getattr(args, dest) is not None}
+    chosen = {keyword: getattr(args, keyword) for keyword in OPTION_HELP
+              if getattr(args, keyword) is not None}
     try:
         Options(**chosen)
-    except ValueError as exc:
-        parser.error(f"run: {exc}")
-    for _, dest, variable, _ in OPTION_FLAGS:
-        if dest in chosen:
-            env[variable] = str(chosen[dest])
+    except OptionError as exc:
+        parser.error(f"{flag_of(exc.keyword)}: {exc.accepted}")
+    for keyword, value in chosen.items():
+        env[variable_of(keyword)] = str(value)
+    for keyword in PATH_OPTIONS:
+        # every child has its own working directory: a relative path means the one here
+        variable = variable_of(keyword)
+        if env.get(variable) and not os.path.isabs(env[variable]):
+            env[variable] = os.path.abspath(env[variable])
     # the exit status is decided here, from every process's count: children keep theirs
-    exitcode = env.pop("LEAKGUARD_EXITCODE", None)
+    exitcode = env.pop(variable_of("exitcode"), None)
     fd, status_file = tempfile.mkstemp(prefix="leakguard-run-", suffix=".jsonl")
     os.close(fd)
     env[RUN_STATUS] = status_file
@@ -131,8 +205,9 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if status == 0 and leaked and exitcode not in (None, ""):
         try:
             return Options(exitcode=exitcode).exitcode or 0
-        except ValueError as exc:
-            print(f"leakguard: ignoring LEAKGUARD_EXITCODE={exitcode!r}: {exc}", file=sys.stderr)
+        except OptionError as exc:
+            print(f"leakguard: ignoring LEAKGUARD_EXITCODE={exitcode!r}: {exc.accepted}",
+                  file=sys.stderr)
     return status
 
 
@@ -168,5 +243,3 @@ def _count_leaks(path: str) -> int:
     except OSError:
         return 0
     return total
-
-

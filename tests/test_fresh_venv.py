@@ -40,7 +40,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out),
                     str(ROOT)], check=True, capture_output=True)
-    [built] = out.glob("leakguard-*.whl")
+    [built] = out.glob("leakguard_http-*.whl")
     return built
 
 
@@ -116,9 +116,9 @@ def test_install_paths_in_a_fresh_virtualenv(tmp_path: Path, wheel: Path, versio
     assert python_run() == ""
     assert "sitecustomize install: no" in venv.run(venv.leakguard, "status").stdout
 
-    # 4. installed, then pip uninstall leakguard: startup prints nothing new
+    # 4. installed, then pip uninstall leakguard-http: startup prints nothing new
     assert venv.run(venv.leakguard, "install").returncode == 0
-    r = venv.run(venv.python, "-m", "pip", "uninstall", "-y", "-q", "leakguard")
+    r = venv.run(venv.python, "-m", "pip", "uninstall", "-y", "-q", "leakguard-http")
     assert r.returncode == 0, r.stderr
     assert not (venv.site / "leakguard.pth").exists()
     assert python_run({"LEAKGUARD": "1"}) == ""
