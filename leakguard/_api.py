@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import gc
 import logging
 import os
 import sys
@@ -193,11 +192,12 @@ class check:
             return
         leaks: list[_report.Leak] = []
         try:
-            gc.collect()
-            TRACKER.drain()
-            still_open = [(r, e) for r, e in TRACKER.collect_open() if r.seq > claim.start]
-            leaks = list(claim.leaks) + [_report.Leak(r, "open") for r, _ in still_open]
-            TRACKER.forget([r for r, _ in still_open])
+            from ._settle import settle
+
+            # only the records made inside the block, and a collection only if one is open
+            still_open, _ = settle(TRACKER, TRACKER.since(claim.start))
+            leaks = list(claim.leaks) + [_report.Leak(r, "open") for r in still_open]
+            TRACKER.forget(still_open)
         except Exception as error:
             internal_error("check()", error)
         finally:

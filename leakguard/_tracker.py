@@ -102,6 +102,10 @@ class Tracker:
         self.on_event: EventSink | None = None
         self.stack_depth = 32
         self.owner: object = None  # given to every new record (see Record.owner)
+        # picks the owner from the creation stack instead (the pytest plugin's factories)
+        self.owner_of: Callable[[Stack], object] | None = None
+        # owner -> its live records by seq: a verdict for one owner touches only its own
+        self._owned: dict[object, dict[int, Record]] = {}
 
     # -- lifecycle of the tracker --------------------------------------------------------
 
@@ -118,12 +122,14 @@ class Tracker:
         with self._lock:
             self._live.clear()
             self._dead.clear()
+            self._owned.clear()
 
     def after_fork(self) -> None:
         """In a forked child: a fresh lock and an empty registry (the parent reports its own)."""
         self._lock = threading.Lock()
         self._live = {}
         self._dead = deque()
+        self._owned = {}
 
     # -- the hot path ----------------------------------------------------------------------
 
@@ -131,14 +137,22 @@ class Tracker:
               stack: Stack) -> Record | None:
         """Start tracking a freshly constructed session."""
         key = id(session)
-        record = Record(session, self._collected, key, next(self._seq), integration,
+        record = Record(session, self._collected, key, 0, integration,
                         type_name, stack, integration.resources(session))
-        record.owner = self.owner
+        owner = self.owner if self.owner_of is None else self.owner_of(stack)
+        record.owner = owner
         with self._lock:
             old = self._live.get(key)
-            if old is not None and old() is session:
-                return None  # __init__ ran twice on one object: still one session
+            if old is not None:
+                if old() is session:
+                    return None  # __init__ ran twice on one object: still one session
+                del self._live[key]
+                self._unown(old)
+            # numbered under the lock and appended: _live stays in creation order (since())
+            record.seq = next(self._seq)
             self._live[key] = record
+            if owner is not None:
+                self._owned.setdefault(owner, {})[record.seq] = record
         if old is not None:  # an earlier session at this address died unjudged: judge it now
             self._report_if_open([old])
         if self.on_event is not None:
@@ -160,6 +174,7 @@ class Tracker:
             if alive is not session and alive is not None:
                 return
             del self._live[key]
+            self._unown(record)
             record.closed = True
         if self.on_event is not None:
             self.on_event(record, "closed")
@@ -196,6 +211,7 @@ class Tracker:
                     if record is None or record() is not None:
                         continue
                     del self._live[key]
+                    self._unown(record)
                     dead.append(record)
             finally:
                 self._lock.release()
@@ -226,6 +242,7 @@ class Tracker:
             if mark_done:
                 self.done = True
                 self._live.clear()
+                self._owned.clear()
         for record in records:
             session = record()
             if session is None:
@@ -246,6 +263,37 @@ class Tracker:
             for record in records:
                 if self._live.get(record.key) is record:
                     del self._live[record.key]
+                    self._unown(record)
+
+    def _unown(self, record: Record) -> None:
+        # with the lock held: the record is no longer live
+        owned = self._owned.get(record.owner) if record.owner is not None else None
+        if owned is not None:
+            owned.pop(record.seq, None)
+
+    def owned(self, owner: object) -> list[Record]:
+        """The live records of one owner (in creation order): cost in its records only."""
+        with self._lock:
+            found = self._owned.get(owner)
+            return list(found.values()) if found else []
+
+    def release(self, owner: object) -> None:
+        """Forget an owner once judged; its records that are still live stay tracked."""
+        with self._lock:
+            found = self._owned.pop(owner, None)
+            for record in (found or {}).values():
+                record.owner = None
+
+    def since(self, seq: int) -> list[Record]:
+        """The live records made after seq_mark() returned `seq`: cost in those records only."""
+        found: list[Record] = []
+        with self._lock:
+            for record in reversed(self._live.values()):
+                if record.seq <= seq:
+                    break
+                found.append(record)
+        found.reverse()
+        return found
 
     def seq_mark(self) -> int:
         """A sequence number that every record made from now on is above."""

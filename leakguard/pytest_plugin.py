@@ -6,8 +6,6 @@ Registered through the `pytest11` entry point and inert unless asked for: `--lea
 
 from __future__ import annotations
 
-import gc
-
 import pytest
 
 TYPE_CHECKING = False
@@ -97,12 +95,11 @@ class LeakguardPlugin:
 
     def _owned(self, owner: Owner) -> list[Leak]:
         from ._report import Leak
+        from ._settle import settle
 
-        gc.collect()
-        self.tracker.drain()
-        still_open = [r for r, event in self.tracker.collect_open()
-                      if event == "exit" and r.owner is owner]
+        still_open, _ = settle(self.tracker, self.tracker.owned(owner))
         self.tracker.forget(still_open)
+        self.tracker.release(owner)
         leaks = self.claimed.pop(owner, []) + [Leak(r, "teardown") for r in still_open]
         return sorted(leaks, key=lambda leak: leak.seq)
 
