@@ -213,6 +213,10 @@ class Reporter:
             lines.append("Suppressions used:")
             for rule, n in sorted(self.suppressed.items(), key=lambda kv: -kv[1]):
                 lines.append(f"  {n:>{width}} {rule}")
+        unused = self.suppressions.never_matched() if self.suppressions else []
+        if unused:  # a rule with a typo matches nothing, silently: say so
+            lines.append("Suppressions never matched:")
+            lines.extend(f"  {rule}" for rule in unused)
         return "\n".join(lines)
 
 

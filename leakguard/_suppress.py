@@ -64,12 +64,33 @@ def _find(piece: str, text: str, start: int, end: int) -> int:
     return -1
 
 
+def covers(pattern: str, dotted: str) -> bool:
+    """Whether a rule matches a module or class name, or a package it belongs to.
+
+    A rule that matches a module also matches its submodules (`legacy_client` covers
+    `legacy_client.api`), and `pkg.*` also matches `pkg` itself. "Some dotted prefix of the
+    name matches PATTERN" is exactly "the name matches PATTERN.*", so it stays three linear
+    glob matches, whatever the name.
+    """
+    return (glob_match(pattern, dotted) or glob_match(pattern + ".*", dotted)
+            or (pattern.endswith(".*") and glob_match(pattern[:-2], dotted)))
+
+
+def _strip_comment(line: str) -> str:
+    # a `#` after whitespace starts a comment; one inside a pattern (a file name) does not
+    for at, char in enumerate(line):
+        if char == "#" and at > 0 and line[at - 1] in " \t":
+            return line[:at].rstrip()
+    return line
+
+
 class Suppressions:
-    """The rules of one suppressions file."""
+    """The rules of one suppressions file, and which of them have matched a leak so far."""
 
     def __init__(self, rules: list[str], path: str = "") -> None:
         self.rules = rules
         self.path = path
+        self.matched: set[str] = set()  # rules (patterns) that matched at least one leak
 
     @classmethod
     def load(cls, path: str) -> Suppressions:
@@ -80,12 +101,13 @@ class Suppressions:
 
     @classmethod
     def parse(cls, text: str, path: str = "<suppressions>") -> Suppressions:
-        """Parse rules: one `leak:PATTERN` a line, `#` comments and blank lines ignored."""
+        """Parse rules: one `leak:PATTERN` a line, `#` comments (also trailing) ignored."""
         rules = []
         for n, raw in enumerate(text.splitlines(), 1):
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
+            line = _strip_comment(line)
             kind, sep, pattern = line.partition(":")
             if sep != ":" or kind.strip() != "leak" or not pattern.strip() or "\0" in pattern:
                 shown = line if len(line) <= 60 else line[:57] + "..."
@@ -95,11 +117,25 @@ class Suppressions:
         return cls(rules, path)
 
     def match(self, leak: Leak) -> str | None:
-        """The first rule (as `leak:PATTERN`) that matches the leak, or None."""
-        names = [leak.type]
+        """The first rule (as `leak:PATTERN`) that matches the leak, or None.
+
+        Every rule is tried, so that `never_matched()` leaves out a rule that matched a leak
+        an earlier rule had already suppressed.
+        """
+        dotted = [leak.type]
+        names: list[str] = []
         for frame in leak.frames:
-            names.extend((frame.function, frame.module, frame.file))
+            dotted.append(frame.module)
+            names.extend((frame.function, frame.file))
+        first = None
         for pattern in self.rules:
-            if any(glob_match(pattern, name) for name in names):
-                return f"leak:{pattern}"
-        return None
+            if any(covers(pattern, name) for name in dotted if name) or \
+                    any(glob_match(pattern, name) for name in names):
+                self.matched.add(pattern)
+                if first is None:
+                    first = f"leak:{pattern}"
+        return first
+
+    def never_matched(self) -> list[str]:
+        """The rules (as `leak:PATTERN`) that have matched no leak so far, in file order."""
+        return [f"leak:{p}" for p in dict.fromkeys(self.rules) if p not in self.matched]
