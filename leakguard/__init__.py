@@ -1,6 +1,10 @@
 """leakguard: a runtime sanitizer for leaked HTTP client sessions.
 
 Importing leakguard patches nothing; `leakguard.enable()` (or LEAKGUARD=1) switches it on.
+
+PYTEST_DONT_REWRITE: with leakguard active at startup this package is imported before
+pytest can mark its plugin's distribution for assertion rewriting; the marker keeps pytest
+from warning about it (a warning that `-W error` would turn into a failed run).
 """
 
 from __future__ import annotations

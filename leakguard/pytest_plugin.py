@@ -2,6 +2,8 @@
 
 Registered through the `pytest11` entry point and inert unless asked for: `--leakguard`,
 `--leakguard=warn`, or the ini option `leakguard = true|warn`.
+
+PYTEST_DONT_REWRITE: may be imported before pytest marks it (see leakguard/__init__.py).
 """
 
 from __future__ import annotations
