@@ -18,8 +18,8 @@ def _pytest(folder: Path, args: list[str], env: dict[str, str],
     full.update(env)
     cmd = runner or [sys.executable, "-m", "pytest"]
     # pytest-asyncio warns about its own configuration: not ours to judge here
-    return subprocess.run([*cmd, "-p", "no:cacheprovider", "-p", "no:asyncio", *args], cwd=folder, env=full,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run([*cmd, "-p", "no:cacheprovider", "-p", "no:asyncio", *args],
+                          cwd=folder, env=full, capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.parametrize("how", ["-W error", "ini filterwarnings = error", "plain"])
