@@ -28,9 +28,8 @@ class LeakError(AssertionError):
 
     def __init__(self, leaks: list[_report.Leak]) -> None:
         self.leaks = leaks
-        noun = "session" if len(leaks) == 1 else "sessions"
         body = "\n".join(leak.text() for leak in leaks)
-        super().__init__(f"{len(leaks)} leaked {noun}\n{body}")
+        super().__init__(f"{_report.leak_nouns(leaks)}\n{body}")
 
 
 class _State:

@@ -15,6 +15,7 @@ from ._guard import guard
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from types import CodeType
     from typing import Any, Callable, Protocol
 
     from ._stacks import Stack
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
         def connections(self, resources: Any) -> tuple[int | None, list[str]]:
             """Open pooled connections and their origins; None when the version does not say."""
 
+        def held_at_death(self, resources: Any) -> bool | None:
+            """A response's: whether it held a connection as it died; None: cannot tell."""
+
 
 class Record(weakref.ref):  # type: ignore[type-arg]
     """What leakguard knows of one tracked session: itself a weak reference to the session.
@@ -49,8 +53,9 @@ class Record(weakref.ref):  # type: ignore[type-arg]
     callback is the tracker's own bound method and never sees the session.
     """
 
-    __slots__ = ("closed", "created", "integration", "key", "owner", "resources", "seq",
-                 "stack", "task", "thread", "type_name")
+    __slots__ = ("closed", "closed_at", "created", "held", "integration", "key", "kind",
+                 "last_code", "last_lasti", "last_time", "origin", "owner", "resources", "seq",
+                 "stack", "task", "thread", "type_name", "uses")
 
     def __new__(cls, session: object, callback: Callable[[Record], None], *args: object,
                 ) -> Record:
@@ -71,10 +76,26 @@ class Record(weakref.ref):  # type: ignore[type-arg]
         self.task = _task_name()
         self.closed = False
         self.owner: object = None  # who owes the close (the pytest plugin: a test or fixture)
+        self.kind = SESSION
+        # requests made (sessions): how many, and the user's frame of the last one
+        self.uses = 0
+        self.last_code: CodeType | None = None
+        self.last_lasti = -1
+        self.last_time = 0.0
+        # (code, offset, monotonic time) of the close; kept while a closed session lives
+        self.closed_at: tuple[CodeType, int, float] | None = None
+        # responses: whether it held a connection when it died, read before its finalizer
+        # (None: not known yet); and the origin it holds a connection to
+        self.held: bool | None = None
+        self.origin = ""
 
     def age(self) -> float:
         """Seconds since the session was created."""
         return time.monotonic() - self.created
+
+
+SESSION = "session"
+RESPONSE = "response"
 
 
 def _task_name() -> str | None:
@@ -94,6 +115,8 @@ class Tracker:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._live: dict[int, Record] = {}
+        # closed sessions of libraries that can be used after close: kept until they die
+        self._closed: dict[int, Record] = {}
         self._dead: deque[int] = deque()  # ids whose weak reference died, verdict pending
         self._seq = count(1)
         self._in_gc = False
@@ -121,6 +144,7 @@ class Tracker:
             gc.callbacks.remove(self._gc_callback)
         with self._lock:
             self._live.clear()
+            self._closed.clear()
             self._dead.clear()
             self._owned.clear()
 
@@ -128,17 +152,21 @@ class Tracker:
         """In a forked child: a fresh lock and an empty registry (the parent reports its own)."""
         self._lock = threading.Lock()
         self._live = {}
+        self._closed = {}
         self._dead = deque()
         self._owned = {}
 
     # -- the hot path ----------------------------------------------------------------------
 
     def track(self, session: object, integration: Reader, type_name: str,
-              stack: Stack) -> Record | None:
-        """Start tracking a freshly constructed session."""
+              stack: Stack, kind: str = SESSION, resources: object = None) -> Record | None:
+        """Start tracking a freshly constructed session (or a response holding a connection)."""
         key = id(session)
+        if kind is SESSION:
+            resources = integration.resources(session)
         record = Record(session, self._collected, key, 0, integration,
-                        type_name, stack, integration.resources(session))
+                        type_name, stack, resources)
+        record.kind = kind
         owner = self.owner if self.owner_of is None else self.owner_of(stack)
         record.owner = owner
         with self._lock:
@@ -159,8 +187,13 @@ class Tracker:
             self.on_event(record, "created")
         return record
 
-    def close(self, session: object) -> None:
-        """The session is closed: forget its record."""
+    def close(self, session: object, closed_at: tuple[CodeType, int, float] | None = None,
+              ) -> None:
+        """The session is closed: forget its record (kept aside if `closed_at` is given).
+
+        A session that can be used after its close keeps its record, with where and when it
+        was closed, until it dies: a later request finds it there (see `reopen`).
+        """
         key = id(session)
         if key not in self._live:
             return  # not tracked (made before leakguard, or owned by another session)
@@ -176,16 +209,48 @@ class Tracker:
             del self._live[key]
             self._unown(record)
             record.closed = True
+            if closed_at is not None and alive is not None:
+                record.closed_at = closed_at
+                self._closed[key] = record
         if self.on_event is not None:
             self.on_event(record, "closed")
+
+    def closed_record(self, session: object) -> Record | None:
+        """The record of a closed session that is still alive (for used-after-close)."""
+        record = self._closed.get(id(session))
+        if record is None or record() is not session:
+            return None
+        return record
+
+    def reopen(self, record: Record) -> bool:
+        """A closed session was used again: it counts as open from now on."""
+        with self._lock:
+            if self._closed.get(record.key) is not record or record() is None:
+                return False
+            del self._closed[record.key]
+            record.closed = False
+            # renumbered: _live stays in creation order, and the reopening counts as new
+            record.seq = next(self._seq)
+            self._live[record.key] = record
+            if record.owner is not None:
+                self._owned.setdefault(record.owner, {})[record.seq] = record
+        return True
 
     # -- deaths and verdicts --------------------------------------------------------------
 
     def _collected(self, record: Record) -> None:
         # Weak-reference callback: no lock, no session; in a collection wait for its end so
         # that finalizers (an owner's __del__ closing its session) run before the verdict.
+        if record.closed:
+            if self._closed.get(record.key) is record:
+                self._closed.pop(record.key, None)
+            return
         if self.done:
             return
+        if record.kind is RESPONSE and record.held is None:
+            # a response's state is readable only now, while its attributes still live
+            with guard(f"reading the state of a {record.type_name}"):
+                record.held = record.integration.held_at_death(record.resources)
         self._dead.append(record.key)
         if not self._in_gc:
             self.drain()
@@ -226,6 +291,8 @@ class Tracker:
     def _judged_closed(self, record: Record) -> bool:
         if record.closed:
             return True
+        if record.held is not None:
+            return not record.held
         with guard(f"reading the state of a {record.type_name}"):
             return record.integration.resources_closed(record.resources)
         return False

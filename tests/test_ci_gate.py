@@ -48,8 +48,9 @@ print(__import__("os").getpid())
     records = [json.loads(line) for line in path.read_text().splitlines()]
     assert [rec["event"] for rec in records] == ["gc", "exit"]
     gc_rec = records[0]
-    assert set(gc_rec) == {"event", "type", "pid", "thread", "task", "age_s", "connections",
-                           "origins", "stack", "site"}
+    assert set(gc_rec) == {"event", "kind", "type", "pid", "thread", "task", "age_s",
+                           "connections", "origins", "requests", "last_use", "stack", "site"}
+    assert gc_rec["kind"] == "session"
     assert gc_rec["type"] == "requests.Session" and gc_rec["pid"] == pid
     assert gc_rec["thread"] == "MainThread" and gc_rec["task"] is None
     assert gc_rec["connections"] == 1 and gc_rec["origins"][0].startswith("http://127.0.0.1:")

@@ -104,7 +104,7 @@ def test_asyncio_tasks_each_named(reports: Reports, server_url: str, stress: boo
     gc.collect()
     texts = reports.warnings()
     assert len(texts) == tasks // 10
-    named = sorted(int(t.split(", task worker-")[1].split(")")[0]) for t in texts)
+    named = sorted(int(t.split(", task worker-")[1].split(";")[0].split(")")[0]) for t in texts)
     assert named == list(range(0, tasks, 10))
 
 

@@ -33,7 +33,7 @@ def test_dropped_in_function_is_reported_at_gc_with_its_line(reports: Reports,
     port = server_url.split(":")[2].rstrip("/")
     assert text.startswith("leakguard: requests.Session garbage-collected without close() "
                            f"(1 open connection to http://127.0.0.1:{port}; created ")
-    assert "in thread MainThread)" in text
+    assert "in thread MainThread; " in text
     assert "Session created at (most recent call last):" in text
     assert f'line {_line_of("CREATE-DROPPED")}, in fetch' in text
     assert "s = requests.Session()  # CREATE-DROPPED" in text
@@ -84,7 +84,7 @@ def test_worker_thread_is_named(reports: Reports, server_url: str) -> None:
     t.join()
     gc.collect()
     [text] = reports.warnings()
-    assert "in thread fetcher-7)" in text
+    assert "in thread fetcher-7; " in text
 
 
 def test_asyncio_task_is_named(reports: Reports, server_url: str) -> None:
@@ -100,7 +100,7 @@ def test_asyncio_task_is_named(reports: Reports, server_url: str) -> None:
     gc.collect()
     [text] = reports.warnings()
     assert text.startswith("leakguard: aiohttp.ClientSession garbage-collected without close()")
-    assert ", task crawler-3)" in text
+    assert ", task crawler-3; " in text
     assert "ClientSession created at (most recent call last):" in text
 
 

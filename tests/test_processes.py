@@ -48,7 +48,7 @@ def test_run_sanitizes_a_subprocess_chain_two_deep(tmp_path: Path) -> None:
     assert sorted(int(str(rec["pid"])) for rec in recs) == sorted(pids)  # once per level
     assert r.stderr.count("still open at interpreter exit") == 3
     for child in pids[1:]:
-        assert f"in thread MainThread, process {child})" in r.stderr
+        assert f"in thread MainThread, process {child}; " in r.stderr
     assert r.stderr.count("leakguard: 1 leaked session (1 still open at exit)") == 3
 
 

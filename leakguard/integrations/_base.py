@@ -86,6 +86,10 @@ class Integration:
         """Open pooled connections and their origins; None when the version does not say."""
         return None, []
 
+    def held_at_death(self, resources: Any) -> bool | None:
+        """A response's: whether it held a connection as it died; None when it cannot tell."""
+        return None
+
     # -- versions ------------------------------------------------------------------------
 
     def version(self, mod: ModuleType) -> str:
