@@ -1,9 +1,13 @@
-"""`leakguard install` / `uninstall`: a marked block in the environment's sitecustomize.py."""
+"""`leakguard install` / `uninstall`: a marked block in the environment's sitecustomize.py,
+or, where Python imports another sitecustomize.py first (Debian's and Ubuntu's system Python
+put one in /usr/lib/python3.X), a leakguard-install.pth file in the environment's site-packages.
+"""
 
 from __future__ import annotations
 
 import glob
 import os
+import subprocess
 import sys
 import sysconfig
 
@@ -17,6 +21,24 @@ BODY = (
     "    import leakguard.auto\n"
     "except ImportError:  # leakguard was uninstalled: start up as if this block were not here\n"
     "    pass\n"
+)
+
+
+PTH_NAME = "leakguard-install.pth"
+# site.py runs a .pth line that starts with `import`; after `pip uninstall leakguard-http`
+# the file stays behind (pip did not install it) and must start up silently.
+PTH_TEXT = (
+    "# leakguard is active in every Python process of this environment; LEAKGUARD=0 turns it\n"
+    "# off for one process. Written by `leakguard install`; `leakguard uninstall` removes it.\n"
+    'import sys; exec("try:\\n import leakguard.auto\\nexcept ImportError:\\n pass")\n'
+)
+# what a new interpreter of this environment says about its sitecustomize: the module Python
+# imports at start-up is the first `sitecustomize` on sys.path as site.py leaves it
+_PROBE = (
+    "import sys, importlib.machinery as m\n"
+    "path = sys.path if getattr(sys.flags, 'safe_path', False) else sys.path[1:]\n"
+    "spec = m.PathFinder.find_spec('sitecustomize', path)\n"
+    "print(spec.origin if spec is not None and spec.origin else '')\n"
 )
 
 
@@ -59,7 +81,7 @@ def _write(path: str, text: str, mode: int | None) -> None:
     # A new file beside the target, then an atomic rename: never writes through a link
     # planted at the target, never leaves a half-written sitecustomize.py behind.
     folder = os.path.dirname(path)
-    tmp = os.path.join(folder, f".sitecustomize.py.leakguard-{os.getpid()}")
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.leakguard-{os.getpid()}")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(tmp, flags, 0o666 if mode is None else mode)  # the user's umask applies
     try:
@@ -74,15 +96,38 @@ def _write(path: str, text: str, mode: int | None) -> None:
         raise
 
 
+def pth_target() -> str:
+    """The .pth file that install writes where it cannot use sitecustomize.py."""
+    return os.path.join(site_packages(), PTH_NAME)
+
+
+def imported_sitecustomize() -> str | None:
+    """The sitecustomize a new Python process of this environment imports, if any.
+
+    Asked of a new interpreter (with leakguard switched off in it), since its start-up
+    sys.path is not this process's: no script directory, and PYTHONPATH as it is now.
+    """
+    env = {**os.environ, "LEAKGUARD": "0"}
+    try:
+        out = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True,
+                             text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = out.stdout.strip().splitlines()
+    return lines[-1] if out.returncode == 0 and lines and lines[-1] else None
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+
+
 def shadowed_by() -> str | None:
-    """Another sitecustomize.py that Python would import instead of ours, if any."""
-    ours = os.path.normcase(os.path.abspath(target()))
-    for entry in sys.path:
-        candidate = os.path.join(entry or os.getcwd(), "sitecustomize.py")
-        if os.path.exists(candidate):
-            found = os.path.normcase(os.path.abspath(candidate))
-            return None if found == ours else candidate
-    return None
+    """Another sitecustomize that Python imports instead of the environment's own, if any."""
+    found = imported_sitecustomize()
+    return None if found is None or _same_file(found, target()) else found
 
 
 def installed() -> bool:
@@ -92,6 +137,18 @@ def installed() -> bool:
     except InstallError:
         return False
     return text is not None and BEGIN in text
+
+
+def pth_installed() -> bool:
+    """Whether install wrote its .pth file into the environment."""
+    return os.path.isfile(pth_target())
+
+
+def installed_at() -> str | None:
+    """Where `leakguard install` put leakguard: the sitecustomize.py or the .pth file."""
+    if installed():
+        return target()
+    return pth_target() if pth_installed() else None
 
 
 def install(system: bool = False) -> str:
@@ -105,10 +162,11 @@ def install(system: bool = False) -> str:
     text = _read(path)
     if text is not None and BEGIN in text:
         return f"leakguard is already installed in {path}"
+    if pth_installed():
+        return f"leakguard is already installed in {pth_target()}"
     other = shadowed_by()
     if other is not None:
-        raise InstallError(f"Python would import {other} instead of {path}; add the line "
-                           f"`import leakguard.auto` to {other} instead.")
+        return _install_pth(other)
     if text is None:
         _write(path, block(created=True), None)
         return f"created {path}: leakguard is now active in every Python process of " \
@@ -119,12 +177,42 @@ def install(system: bool = False) -> str:
            f"{sys.prefix} (LEAKGUARD=0 turns it off for one process)"
 
 
+def _install_pth(other: str) -> str:
+    pth = pth_target()
+    if os.path.lexists(pth):
+        raise InstallError(f"{pth} exists and was not written by leakguard install; "
+                           "remove it first")
+    _write(pth, PTH_TEXT, None)
+    return (f"created {pth}: Python imports {other} rather than {target()}, so leakguard is "
+            f"activated by this .pth file instead; it is now active in every Python process "
+            f"of {sys.prefix} (LEAKGUARD=0 turns it off for one process)")
+
+
+def _uninstall_pth() -> str | None:
+    pth = pth_target()
+    if not os.path.lexists(pth):
+        return None
+    with open(pth, encoding="utf-8", newline="") as f:
+        if f.read() != PTH_TEXT:
+            raise InstallError(f"{pth} was edited; remove it by hand")
+    os.unlink(pth)
+    return f"removed {pth}"
+
+
 def uninstall() -> str:
-    """Remove exactly what install added. Returns what was done, for the user."""
+    """Remove exactly what install added (both ways). Returns what was done, for the user."""
+    done = [m for m in (_uninstall_pth(), _uninstall_block()) if m]
+    if not done:
+        return (f"leakguard is not installed in {target()} nor by {pth_target()}; "
+                "nothing to do")
+    return "; ".join(done)
+
+
+def _uninstall_block() -> str | None:
     path = target()
     text = _read(path)
     if text is None or BEGIN not in text:
-        return f"leakguard is not installed in {path}; nothing to do"
+        return None
     for created in (True, False):
         added = block(created)
         at = text.find(added)

@@ -105,7 +105,7 @@ def test_install_paths_in_a_fresh_virtualenv(tmp_path: Path, wheel: Path, versio
     assert python_run({"LEAKGUARD": "0"}) == ""
     assert "already installed" in venv.run(venv.leakguard, "install").stdout
     status = venv.run(venv.leakguard, "status").stdout
-    assert "sitecustomize install: yes" in status
+    assert f"leakguard install: yes, in {venv.site / 'sitecustomize.py'}" in status
     assert "would be ACTIVE: LEAKGUARD is unset and" in status
     assert "leakguard.pth" in status
 
@@ -114,7 +114,7 @@ def test_install_paths_in_a_fresh_virtualenv(tmp_path: Path, wheel: Path, versio
     assert r.returncode == 0, r.stderr
     assert _snapshot(venv.site) == before
     assert python_run() == ""
-    assert "sitecustomize install: no" in venv.run(venv.leakguard, "status").stdout
+    assert "leakguard install: no\n" in venv.run(venv.leakguard, "status").stdout
 
     # 4. installed, then pip uninstall leakguard-http: startup prints nothing new
     assert venv.run(venv.leakguard, "install").returncode == 0
@@ -152,3 +152,65 @@ def test_install_refuses_a_system_python(tmp_path: Path) -> None:
                        text=True)
     assert r.returncode == 1
     assert "is not a virtual environment" in r.stderr and "--system" in r.stderr
+
+
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+
+def _debian_sitecustomize() -> str | None:
+    """The sitecustomize.py that Debian's /usr/bin/python3 imports from its stdlib, if any."""
+    if not os.path.exists(DEBIAN_PYTHON):
+        return None
+    r = subprocess.run([DEBIAN_PYTHON, "-c", "import sys, sysconfig, os; "
+                        "p = os.path.join(sysconfig.get_paths()['stdlib'], 'sitecustomize.py');"
+                        "print(p if os.path.exists(p) else '')"], capture_output=True, text=True)
+    return r.stdout.strip() or None
+
+
+def test_install_on_debians_system_python(tmp_path: Path, wheel: Path) -> None:
+    """A venv made from /usr/bin/python3, whose stdlib sitecustomize.py shadows the venv's."""
+    system_sitecustomize = _debian_sitecustomize()
+    if system_sitecustomize is None:
+        pytest.skip(f"no {DEBIAN_PYTHON} with a sitecustomize.py in its standard library "
+                    "(Debian's and Ubuntu's system Python have one)")
+    made = subprocess.run([DEBIAN_PYTHON, "-m", "venv", str(tmp_path / "env")],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"{DEBIAN_PYTHON} -m venv fails (python3-venv missing?): {made.stderr}")
+    venv = Venv(tmp_path / "env")
+    pip = venv.run(venv.python, "-m", "pip", "install", "-q", str(wheel), "requests")
+    assert pip.returncode == 0, pip.stderr
+    (tmp_path / "leaky.py").write_text(LEAKY)
+    leaky = str(tmp_path / "leaky.py")
+    which = "import sys; print(sys.modules['sitecustomize'].__file__)"
+    assert venv.run(venv.python, "-c", which).stdout.strip() == system_sitecustomize
+    before = _snapshot(venv.site)
+
+    r = venv.run(venv.leakguard, "install")
+    assert r.returncode == 0, r.stderr
+    pth = venv.site / "leakguard-install.pth"
+    assert r.stdout.startswith(f"created {pth}: Python imports {system_sitecustomize} rather "
+                               f"than {venv.site / 'sitecustomize.py'}, so leakguard is "
+                               "activated by this .pth file instead")
+    assert not (venv.site / "sitecustomize.py").exists()
+    assert "still open at interpreter exit" in venv.run(venv.python, leaky).stderr
+    assert venv.run(venv.python, leaky, env={"LEAKGUARD": "0"}).stderr == ""
+    # Debian's own sitecustomize still runs
+    assert venv.run(venv.python, "-c", which).stdout.strip() == system_sitecustomize
+    assert f"already installed in {pth}" in venv.run(venv.leakguard, "install").stdout
+    status = venv.run(venv.leakguard, "status").stdout
+    assert f"leakguard install: yes, by the .pth file {pth}\n" in status
+    assert f"would be ACTIVE: LEAKGUARD is unset and {pth} switches it on" in status
+
+    r = venv.run(venv.leakguard, "uninstall")
+    assert (r.returncode, r.stdout) == (0, f"removed {pth}\n")
+    assert _snapshot(venv.site) == before
+    assert venv.run(venv.python, leaky).stderr == ""
+    assert "leakguard install: no\n" in venv.run(venv.leakguard, "status").stdout
+
+    # installed, then pip uninstall leakguard-http: the .pth stays behind, silent
+    assert venv.run(venv.leakguard, "install").returncode == 0
+    r = venv.run(venv.python, "-m", "pip", "uninstall", "-y", "-q", "leakguard-http")
+    assert r.returncode == 0, r.stderr
+    r = venv.run(venv.python, leaky)
+    assert (r.returncode, r.stderr) == (0, "")
