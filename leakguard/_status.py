@@ -151,7 +151,7 @@ def _install_line(probed: Probe) -> str:
 
 def status() -> str:
     """The report `leakguard status` prints."""
-    from .cli import DIST, version
+    from ._dist import DIST, version
 
     where = os.path.dirname(os.path.abspath(__file__))
     lines = [f"leakguard {version()} ({DIST}) in {sys.prefix} (Python "

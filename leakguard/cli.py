@@ -9,12 +9,12 @@ import sys
 import tempfile
 
 from ._config import OPTION_HELP, RUN_STATUS, OptionError, Options, flag_of, variable_of
+from ._dist import DIST, version
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-DIST = "leakguard-http"  # the distribution's name on the package index (`leakguard` is taken)
 SIGPIPE_STATUS = 141  # 128 + SIGPIPE: what a shell reports for a reader that went away
 
 # options whose value is a path: resolved once, in the directory where `run` was typed
@@ -36,24 +36,6 @@ class _Formatter(argparse.HelpFormatter):
         return "\n".join(indent + line if line.startswith(" ") else
                          super(_Formatter, self)._fill_text(line, width, indent)
                          for line in text.splitlines())
-
-
-def version() -> str:
-    """The installed leakguard-http version; the package's own when it runs from elsewhere."""
-    from . import __version__
-
-    try:
-        from importlib import metadata
-
-        dist = metadata.distribution(DIST)
-        here = os.path.dirname(os.path.abspath(__file__))
-        there = os.path.dirname(os.path.abspath(str(dist.locate_file("leakguard/__init__.py"))))
-        # a source checkout on PYTHONPATH shadows the installed one: report what runs
-        if os.path.normcase(here) == os.path.normcase(there):
-            return str(dist.version)
-    except Exception:  # no metadata (a checkout), or metadata we cannot read
-        pass
-    return __version__
 
 
 def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
