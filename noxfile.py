@@ -20,16 +20,27 @@ INTEGRATION_TESTS = [
     "tests/test_no_false_positives.py",
     "tests/test_check_api.py",
     "tests/test_ci_gate.py",
+    "tests/test_httpx2.py",
 ]
+
+VERSIONS = ("import importlib\n"
+            "for name in ('requests', 'urllib3', 'aiohttp', 'httpx', 'httpx2', 'niquests', "
+            "'openai', 'anthropic', 'wrapt'):\n"
+            "    try:\n"
+            "        print(name, importlib.import_module(name).__version__)\n"
+            "    except ImportError:\n"
+            "        pass\n")
 
 # Each combination pins what it tests and leaves the rest at the newest release.
 MATRIX = {
     "oldest": ["requests==2.26.0", "urllib3==1.26.20", "aiohttp==3.8.6", "httpx==0.23.3",
                "wrapt==1.14.1"],
-    "aiohttp-3.10": ["aiohttp==3.10.11", "requests", "httpx", "urllib3", "wrapt"],
-    "urllib3-1.26": ["urllib3==1.26.20", "requests", "aiohttp", "httpx", "wrapt"],
-    "wrapt-1.x": ["wrapt<2", "requests", "aiohttp", "httpx", "urllib3"],
-    "latest": ["requests", "aiohttp", "httpx", "urllib3", "wrapt"],
+    # httpx2's oldest needs h11>=0.16, which httpx 0.23 cannot have: its own combination
+    "httpx2-2.0": ["httpx2==2.0.0", "requests", "aiohttp", "httpx", "urllib3", "wrapt"],
+    "aiohttp-3.10": ["aiohttp==3.10.11", "requests", "httpx", "httpx2", "urllib3", "wrapt"],
+    "urllib3-1.26": ["urllib3==1.26.20", "requests", "aiohttp", "httpx", "httpx2", "wrapt"],
+    "wrapt-1.x": ["wrapt<2", "requests", "aiohttp", "httpx", "httpx2", "urllib3"],
+    "latest": ["requests", "aiohttp", "httpx", "httpx2", "urllib3", "wrapt"],
 }
 
 
@@ -38,8 +49,21 @@ MATRIX = {
 def matrix(session: nox.Session, combo: str) -> None:
     """Run the whole test suite against one combination of library versions."""
     session.install(".", *TEST_TOOLS, *MATRIX[combo])
-    session.run("python", "-c", "import requests, urllib3, aiohttp, httpx, wrapt; "
-                "print('versions:', 'requests', requests.__version__, 'urllib3', "
-                "urllib3.__version__, 'aiohttp', aiohttp.__version__, 'httpx', "
-                "httpx.__version__, 'wrapt', wrapt.__version__)")
+    session.run("python", "-c", VERSIONS)
     session.run("pytest", "-q", "-p", "no:cacheprovider", *(session.posargs or INTEGRATION_TESTS))
+
+
+# niquests depends on urllib3-future, which installs itself over the real `urllib3`: its own
+# virtualenv, never the main test environment. Its oldest supported release and the newest.
+NIQUESTS = {"oldest": ["niquests==3.5.0", "urllib3-future==2.6.900"], "latest": ["niquests"]}
+NIQUESTS_TESTS = ["tests/test_niquests.py", "tests/test_integration_contract.py",
+                  "-k", "niquests or urllib3 or requests"]
+
+
+@nox.session
+@nox.parametrize("release", list(NIQUESTS))
+def niquests(session: nox.Session, release: str) -> None:
+    """niquests sessions, and the urllib3 and requests integrations over urllib3-future."""
+    session.install(".", *TEST_TOOLS, *NIQUESTS[release], "requests")
+    session.run("python", "-c", VERSIONS)
+    session.run("pytest", "-q", "-p", "no:cacheprovider", *(session.posargs or NIQUESTS_TESTS))

@@ -102,7 +102,7 @@ def _load_suppressions(path: str | None) -> Any:
 
 
 def _patch(integration: Integration, explicit: bool, module: ModuleType) -> None:
-    if not _STATE.enabled or integration.patched:
+    if not _STATE.enabled or integration.patched or integration.foreign(module):
         return
     if not integration.supported(module):
         why = (f"leakguard: not tracking {integration.name} {integration.version(module)}: "

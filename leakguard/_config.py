@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 TRUTHY = ("1", "true", "yes", "on")
 FALSY = ("0", "false", "no", "off", "")
 LOG_LEVELS = ("warning", "debug")
-ALL_TARGETS = ("requests", "aiohttp", "httpx", "urllib3")
+ALL_TARGETS = ("requests", "aiohttp", "httpx", "urllib3", "httpx2", "niquests")
 MAX_STACK_DEPTH = 1000
 MAX_OPEN_LIMIT = 10**9
 MAX_INTERVAL = 366 * 24 * 3600.0  # a year: beyond it a timer's wait() may overflow

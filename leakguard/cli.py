@@ -43,8 +43,8 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     raw = _Formatter
     p = argparse.ArgumentParser(
         prog="leakguard", formatter_class=raw,
-        description="Find leaked HTTP client sessions and responses (requests, aiohttp, "
-                    "httpx, urllib3). Installed with `pip install leakguard-http`.",
+        description="Find leaked HTTP client sessions and responses "
+                    f"({', '.join(ALL_TARGETS)}). Installed with `pip install leakguard-http`.",
         epilog="Switch it on without a command: LEAKGUARD=1 python app.py\n"
                "`leakguard COMMAND --help` describes each command and its exit status.\n\n"
                + _epilog(("0", "success; see each command for the others")))

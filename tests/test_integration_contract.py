@@ -6,6 +6,7 @@ then patch, leak at GC, leak at exit, every close path, and a subclass.
 
 from __future__ import annotations
 
+import importlib.util
 import textwrap
 
 import pytest
@@ -61,6 +62,24 @@ CLIENTS = {
         "aclose": "S = httpx.AsyncClient()\nawait S.get(URL)\nawait S.aclose()",
         "async-with": "async with httpx.AsyncClient() as S:\n    await S.get(URL)",
     }, is_async=True, close_method="aclose"),
+    "httpx2": Client("httpx2", "httpx2.Client", "httpx2.Client()", "S.get(URL)", {
+        "close": "S = httpx2.Client()\nS.get(URL)\nS.close()",
+        "with": "with httpx2.Client() as S:\n    S.get(URL)",
+    }),
+    "httpx2-async": Client("httpx2", "httpx2.AsyncClient", "httpx2.AsyncClient()",
+                           AW + "S.get(URL)", {
+        "aclose": "S = httpx2.AsyncClient()\nawait S.get(URL)\nawait S.aclose()",
+        "async-with": "async with httpx2.AsyncClient() as S:\n    await S.get(URL)",
+    }, is_async=True, close_method="aclose"),
+    "niquests": Client("niquests", "niquests.Session", "niquests.Session()", "S.get(URL)", {
+        "close": "S = niquests.Session()\nS.get(URL)\nS.close()",
+        "with": "with niquests.Session() as S:\n    S.get(URL)",
+    }),
+    "niquests-async": Client("niquests", "niquests.AsyncSession", "niquests.AsyncSession()",
+                             AW + "S.get(URL)", {
+        "close": "S = niquests.AsyncSession()\nawait S.get(URL)\nawait S.close()",
+        "async-with": "async with niquests.AsyncSession() as S:\n    await S.get(URL)",
+    }, is_async=True),
     "aiohttp": Client("aiohttp", "aiohttp.ClientSession", "aiohttp.ClientSession()",
                       "async with S.get(URL) as r:\n    await r.read()", {
         "close": "S = aiohttp.ClientSession()\nasync with S.get(URL) as r:\n    await r.read()\n"
@@ -86,7 +105,10 @@ ENABLE = "import leakguard\nleakguard.enable()\n"
 
 @pytest.fixture(params=sorted(CLIENTS))
 def client(request: pytest.FixtureRequest) -> Client:
-    return CLIENTS[request.param]
+    c = CLIENTS[request.param]
+    if importlib.util.find_spec(c.module) is None:
+        pytest.skip(f"{c.module} is not installed here")
+    return c
 
 
 def test_patch_before_import_reports_gc_leak(client: Client) -> None:

@@ -9,6 +9,8 @@ def all_integrations() -> dict[str, Integration]:
     """A fresh instance of every integration, by target name."""
     from .aiohttp import AiohttpIntegration
     from .httpx import HttpxIntegration
+    from .httpx2 import Httpx2Integration
+    from .niquests import NiquestsIntegration
     from .requests import RequestsIntegration
     from .urllib3 import Urllib3Integration
 
@@ -17,6 +19,8 @@ def all_integrations() -> dict[str, Integration]:
         AiohttpIntegration(),
         HttpxIntegration(),
         Urllib3Integration(),
+        Httpx2Integration(),
+        NiquestsIntegration(),
     ]
     return {i.name: i for i in found}
 

@@ -6,6 +6,7 @@ from ._base import Integration, origin, tally
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from types import ModuleType
     from typing import Any
 
 
@@ -31,6 +32,11 @@ class HttpxIntegration(Integration):
     # coroutines, so calling them is closing
     checked_closers = ("close", "__exit__")
     closers = ("aclose", "__aexit__")
+
+    def foreign(self, mod: ModuleType) -> bool:
+        # httpx2.alias_httpx() puts the httpx2 module in sys.modules["httpx"]: its classes
+        # are httpx2's, patched and tracked once, by the httpx2 integration
+        return mod.__name__ != self.module
 
     def resources(self, session: Any) -> object:
         return [session._transport, *session._mounts.values()]

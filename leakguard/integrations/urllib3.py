@@ -12,16 +12,29 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+def _members(container: Any) -> list[Any] | None:
+    # urllib3-future (niquests' urllib3, also installed over `urllib3`) keeps pools and
+    # connections in a TrafficPolice whose registry holds every member, idle or busy
+    registry = getattr(container, "_registry", None)
+    if isinstance(registry, dict):
+        return list(registry.values())
+    queue = getattr(container, "queue", None)  # urllib3: a LifoQueue of idle connections
+    return None if queue is None else list(queue)
+
+
 def pool_counts(pools: Any) -> Iterator[tuple[str, int]]:
-    """(origin, open idle connections) for each pool of a PoolManager's pools container."""
-    for key in list(pools.keys()):
+    """(origin, open connections) for each pool of a PoolManager's pools container."""
+    found = _members(pools)
+    if found is None:
         # the LRU's own dict: reading through the container would reorder the host's LRU
-        pool = pools._container.get(key) if hasattr(pools, "_container") else pools.get(key)
-        queue = getattr(getattr(pool, "pool", None), "queue", None)
-        if pool is None or queue is None:
+        found = [pools._container.get(key) if hasattr(pools, "_container") else pools.get(key)
+                 for key in list(pools.keys())]
+    for pool in found:
+        connections = _members(getattr(pool, "pool", None))
+        if pool is None or connections is None:
             continue
         yield origin(pool.scheme, pool.host, pool.port), sum(
-            1 for conn in list(queue)
+            1 for conn in connections
             if conn is not None and getattr(conn, "sock", None) is not None)
 
 
@@ -34,9 +47,9 @@ class Urllib3Integration(Integration):
     below = (3,)
     classes = (("PoolManager", "urllib3.PoolManager"), ("ProxyManager", "urllib3.ProxyManager"))
     closers = ("clear",)
-    # libraries whose sessions own the PoolManagers they create (requests' HTTPAdapter):
-    # such a PoolManager is part of that session, never reported on its own
-    owners = ("requests",)
+    # libraries whose sessions own the PoolManagers they create (requests' and niquests'
+    # HTTPAdapter): such a PoolManager is part of that session, never reported on its own
+    owners = ("requests", "niquests")
 
     def resources(self, session: Any) -> object:
         return session.pools

@@ -1,0 +1,20 @@
+"""niquests.Session and niquests.AsyncSession: closed once close() is called (also by `with`)."""
+
+from __future__ import annotations
+
+from .requests import RequestsIntegration
+
+
+class NiquestsIntegration(RequestsIntegration):
+    """niquests.Session, niquests.AsyncSession and their subclasses: pools as for requests."""
+
+    name = "niquests"
+    module = "niquests"
+    minimum = (3, 5)  # the first whose AsyncSession is asyncio through and through
+    below = (4,)
+    # AsyncSession.__init__ does not call Session.__init__: listed first, so that its own
+    # __init__ is wrapped too (a listed subclass would otherwise rely on super())
+    classes: tuple[tuple[str, str], ...] = (
+        ("AsyncSession", "niquests.AsyncSession"), ("Session", "niquests.Session"))
+    # AsyncSession.close is a coroutine function: calling it is closing
+    closers = ("close",)

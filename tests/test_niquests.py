@@ -1,0 +1,119 @@
+"""niquests and urllib3-future (which installs itself as `urllib3`): run by `nox -s niquests`.
+
+Never in the main test environment: urllib3-future replaces the real urllib3 there.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from conftest import SERVER_SNIPPET, run_python
+
+pytest.importorskip("niquests")
+
+ON = {"LEAKGUARD": "1", "LEAKGUARD_LOG": "debug"}  # debug: every session's life is read too
+
+
+def check(stderr: str) -> None:
+    assert "internal error" not in stderr, stderr
+
+
+def test_urllib3_here_is_urllib3_future() -> None:
+    # what the rest of this module relies on: `import urllib3` gives urllib3-future's code
+    assert importlib.util.find_spec("urllib3_future") is not None
+    import urllib3
+
+    assert hasattr(urllib3, "AsyncPoolManager"), urllib3.__file__
+
+
+@pytest.mark.parametrize("new,use", [
+    ("niquests.Session()", "s.get(URL)"),
+    ("niquests.AsyncSession()", "asyncio.run(s.get(URL))"),
+])
+def test_session_and_its_pool_managers_are_one_leak(new: str, use: str) -> None:
+    code = SERVER_SNIPPET + f"""
+import asyncio, gc, niquests
+def fetch():
+    s = {new}
+    {use}
+fetch()
+gc.collect()
+"""
+    r = run_python(code, env=ON)
+    check(r.stderr)
+    cls = new[:-2]
+    assert r.stderr.count(f"leakguard: {cls} garbage-collected without close() "
+                          "(1 open connection to http://127.0.0.1:") == 1, r.stderr
+    assert "PoolManager" not in r.stderr, r.stderr  # the adapters' managers are the session's
+    assert "leakguard: 1 leaked session (1 garbage-collected without close())" in r.stderr
+
+
+def test_closed_sessions_are_silent_and_their_managers_untracked() -> None:
+    code = SERVER_SNIPPET + """
+import asyncio, gc, niquests
+with niquests.Session() as s:
+    s.get(URL)
+s = niquests.Session(); s.get(URL); s.close()
+async def main():
+    async with niquests.AsyncSession() as a:
+        await a.get(URL)
+    b = niquests.AsyncSession(); await b.get(URL); await b.close()
+asyncio.run(main())
+gc.collect()
+import leakguard
+assert leakguard.open_sessions() == [], leakguard.open_sessions()
+"""
+    r = run_python(code, env={"LEAKGUARD": "1"})
+    assert r.returncode == 0, r.stderr
+    assert "leakguard" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("kind", ["PoolManager", "ProxyManager"])
+def test_urllib3_future_manager_leak_reported_once_with_its_connection(kind: str) -> None:
+    new = "urllib3.PoolManager()" if kind == "PoolManager" else \
+        "urllib3.ProxyManager('http://127.0.0.1:9')"
+    use = "pm.request('GET', URL)" if kind == "PoolManager" else "pass"
+    code = SERVER_SNIPPET + f"""
+import gc, urllib3
+def fetch():
+    pm = {new}
+    {use}
+fetch()
+gc.collect()
+KEEP = {new}
+with urllib3.PoolManager() as ok:
+    ok.request('GET', URL)
+ok2 = urllib3.PoolManager(); ok2.request('GET', URL); ok2.clear()
+"""
+    r = run_python(code, env=ON)
+    check(r.stderr)
+    gc_line = f"leakguard: urllib3.{kind} garbage-collected without close() ("
+    assert r.stderr.count(gc_line) == 1, r.stderr
+    if kind == "PoolManager":
+        assert gc_line + "1 open connection to http://127.0.0.1:" in r.stderr, r.stderr
+    assert r.stderr.count(f"leakguard: urllib3.{kind} still open at interpreter exit") == 1
+    assert "leakguard: 2 leaked sessions" in r.stderr, r.stderr
+
+
+def test_requests_over_urllib3_future() -> None:
+    pytest.importorskip("requests")
+    code = SERVER_SNIPPET + """
+import gc, requests
+def fetch():
+    s = requests.Session()
+    s.get(URL)
+fetch()
+gc.collect()
+"""
+    r = run_python(code, env=ON)
+    check(r.stderr)
+    assert r.stderr.count("leakguard: requests.Session garbage-collected without close() "
+                          "(1 open connection to http://127.0.0.1:") == 1, r.stderr
+    assert "PoolManager" not in r.stderr, r.stderr
+
+
+def test_niquests_status_line() -> None:
+    r = run_python("from leakguard.cli import main\nmain(['status'])\n")
+    assert r.returncode == 0, r.stderr
+    assert "niquests" in r.stdout and "tracked (supported: >=3.5,<4)" in r.stdout, r.stdout
