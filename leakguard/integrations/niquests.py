@@ -14,7 +14,6 @@ class NiquestsIntegration(RequestsIntegration):
     below = (4,)
     # AsyncSession.__init__ does not call Session.__init__: listed first, so that its own
     # __init__ is wrapped too (a listed subclass would otherwise rely on super())
-    classes: tuple[tuple[str, str], ...] = (
-        ("AsyncSession", "niquests.AsyncSession"), ("Session", "niquests.Session"))
+    classes = (("AsyncSession", "niquests.AsyncSession"), ("Session", "niquests.Session"))
     # AsyncSession.close is a coroutine function: calling it is closing
     closers = ("close",)

@@ -16,7 +16,7 @@ class RequestsIntegration(Integration):
     name = "requests"
     module = "requests"
     minimum = (2, 26)
-    classes = (("Session", "requests.Session"),)
+    classes: tuple[tuple[str, str], ...] = (("Session", "requests.Session"),)
     closers = ("close",)
 
     def resources(self, session: Any) -> object:
