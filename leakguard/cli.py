@@ -8,7 +8,15 @@ import subprocess
 import sys
 import tempfile
 
-from ._config import OPTION_HELP, RUN_STATUS, OptionError, Options, flag_of, variable_of
+from ._config import (
+    ALL_TARGETS,
+    OPTION_HELP,
+    RUN_STATUS,
+    OptionError,
+    Options,
+    flag_of,
+    variable_of,
+)
 from ._dist import DIST, version
 
 TYPE_CHECKING = False
