@@ -9,7 +9,7 @@ import sys
 import threading
 
 from . import _exit, _hooks, _report
-from ._config import ROOT_PID, RUN_STATUS, Options
+from ._config import ROOT_PID, Options
 from ._guard import guard, internal_error
 from ._tracker import TRACKER
 
@@ -61,8 +61,8 @@ def enable(**options: Any) -> None:
         reporter = _report.Reporter(opts, suppressions)
         _STATE.options = opts
         _STATE.reporter = reporter
-        if opts.log == "debug" and _report.logger.level in (logging.NOTSET, logging.WARNING):
-            _report.logger.setLevel(logging.DEBUG)
+        # the leakguard logger passes its reports whatever the root logger's level
+        _report.set_level(logging.DEBUG if opts.log == "debug" else logging.WARNING)
         TRACKER.stack_depth = opts.stack_depth
         TRACKER.on_leaks = reporter.leaked
         TRACKER.on_event = reporter.lifecycle if opts.log == "debug" else None
@@ -76,7 +76,7 @@ def enable(**options: Any) -> None:
             _hooks.when_imported(integration.module,
                                  functools.partial(_patch, integration, explicit))
         if not _STATE.atexit_registered:
-            _exit.register(_exit_report, lambda: _STATE.options.exitcode)
+            _exit.register(_exit_report, lambda: _STATE.options.exitcode, _exit_prepare)
             if hasattr(os, "register_at_fork"):
                 os.register_at_fork(after_in_child=_after_fork)
             _STATE.atexit_registered = True
@@ -139,6 +139,12 @@ def open_sessions() -> list[_report.Leak]:
             if event == "exit"]
 
 
+def _exit_prepare() -> None:
+    """First thing at exit: count the connections of the sessions still open."""
+    if _STATE.enabled and _STATE.pid == os.getpid() and not TRACKER.done:
+        _report.count_connections_now([r for r, e in TRACKER.collect_open() if e == "exit"])
+
+
 def _exit_report() -> int:
     """Report every session still open, then the summary; the count of reported leaks."""
     reporter = _STATE.reporter
@@ -150,11 +156,6 @@ def _exit_report() -> int:
     summary = reporter.summary()
     if summary:
         _report.emit(logging.WARNING, summary)
-    status_file = os.environ.get(RUN_STATUS)
-    if status_file:  # `leakguard run` decides the exit status from every process's count
-        from ._jsonl import append
-
-        append(status_file, {"pid": os.getpid(), "leaks": len(reporter.leaks)})
     return len(reporter.leaks)
 
 

@@ -52,28 +52,46 @@ def would_exit_zero() -> bool:
     return code is None or code == 0
 
 
-def register(report: Callable[[], int | None], exitcode: Callable[[], int | None]) -> None:
-    """Run `report` at exit before every other atexit handler, then apply the exit status."""
+# atexit up to 3.13 keeps its callbacks in an array that a nested _run_exitfuncs() calls
+# and empties in place, so the outer run finds nothing left to call; from 3.14 the outer
+# run iterates a copy and would call them all a second time (Modules/atexitmodule.c,
+# atexit_callfuncs).
+_NESTED_RUN_SAFE = sys.version_info < (3, 14)
 
-    def at_exit() -> None:
-        status = None
+
+def register(report: Callable[[], int | None], exitcode: Callable[[], int | None],
+             prepare: Callable[[], None]) -> None:
+    """Judge at exit after the program's own atexit handlers, then apply the exit status.
+
+    `prepare` runs before every handler of the program (it counts connections before
+    urllib3's finalizers empty the pools); `report` runs once they all ran, so a session
+    that one of them closes is not reported.
+    """
+
+    def verdict() -> None:
+        _verdict(verdict, report, exitcode, prepare if _NESTED_RUN_SAFE else None)
+
+    def in_child() -> None:
+        _verdict(None, report, exitcode, None)
+
+    def first() -> None:
         with guard("the exit report"):
-            leaked = report()
-            code = exitcode()
-            if leaked and code is not None and would_exit_zero():
-                status = code
-        if status is not None:
-            _exit_now(at_exit, status)
+            prepare()
 
-    # atexit runs last-registered first. Registering now puts us after logging (imported
-    # above) and after every handler registered so far; re-registering when threads shut
-    # down, just before atexit runs, puts us after the rest: the pools are still open.
-    atexit.unregister(at_exit)
-    atexit.register(at_exit)
+    # atexit runs last-registered first. Up to 3.13 the verdict is made the newest handler
+    # when threads shut down, just before atexit runs: it runs first and runs every other
+    # handler itself, exactly once and in the interpreter's order (whenever they were
+    # registered, before or after enable() or logging), then judges. From 3.14 it stays
+    # where enable() put it: after every handler registered later (all of the program's
+    # with LEAKGUARD=1), before logging.shutdown; `first` is made the newest instead.
+    newest = verdict if _NESTED_RUN_SAFE else first
+    atexit.register(verdict)
+    if newest is first:
+        atexit.register(first)
 
     def last_moment() -> None:
-        atexit.unregister(at_exit)
-        atexit.register(at_exit)
+        atexit.unregister(newest)
+        atexit.register(newest)
 
     register_at_thread_shutdown = getattr(threading, "_register_atexit", None)
     if register_at_thread_shutdown is not None:
@@ -81,7 +99,34 @@ def register(report: Callable[[], int | None], exitcode: Callable[[], int | None
             register_at_thread_shutdown(last_moment)
         except RuntimeError:  # already shutting down
             pass
-    _STATE_AT_EXIT[:] = [at_exit]
+    _STATE_AT_EXIT[:] = [in_child, verdict, first]
+
+
+def _verdict(handler: Callable[[], None] | None, report: Callable[[], int | None],
+             exitcode: Callable[[], int | None], prepare: Callable[[], None] | None) -> None:
+    shutdown: Callable[[], None] | None = None
+    if prepare is not None and handler is not None:
+        with guard("the exit report"):
+            prepare()
+        # Run the program's handlers now, keeping logging open for the report that follows
+        # (logging.shutdown is itself one of them).
+        atexit.unregister(handler)
+        shutdown = getattr(sys.modules.get("logging"), "shutdown", None)
+        if shutdown is not None:
+            atexit.unregister(shutdown)
+        with guard("running the program's exit handlers"):
+            atexit._run_exitfuncs()
+    status = None
+    with guard("the exit report"):
+        leaked = report()
+        code = exitcode()
+        if leaked and code is not None and would_exit_zero():
+            status = code
+    if status is not None:
+        _exit_now(status)
+    if shutdown is not None:
+        with guard("shutting logging down"):
+            shutdown()
 
 
 _STATE_AT_EXIT: list[Callable[[], None]] = []
@@ -92,7 +137,7 @@ def run_exit_report_in_child() -> None:
     util = sys.modules.get("multiprocessing.util")
     if util is None or not _STATE_AT_EXIT:
         return
-    handler = _STATE_AT_EXIT[0]
+    handler = _STATE_AT_EXIT[0]  # the verdict without the parent's atexit handlers
 
     def install(_: object) -> None:
         util.Finalize(None, handler, exitpriority=100)
@@ -106,12 +151,9 @@ class _ForkMarker:
     """A weakly referenceable key for multiprocessing's after-fork registry."""
 
 
-def _exit_now(handler: Callable[[], None], status: int) -> None:
-    # Our handler runs first; run every other atexit handler once, as the interpreter
-    # would have, then leave with the leak status (atexit cannot change it otherwise).
-    atexit.unregister(handler)
-    with guard("running the other exit handlers"):
-        atexit._run_exitfuncs()
+def _exit_now(status: int) -> None:
+    # Leave with the leak status (atexit cannot change it otherwise). Every handler of the
+    # program has run by now, except, from 3.14, those registered before enable().
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -9,7 +9,7 @@ import threading
 from time import monotonic as _now
 
 from . import _stacks
-from ._config import ROOT_PID
+from ._config import ROOT_PID, RUN_STATUS
 from ._guard import guard, internal_error
 
 TYPE_CHECKING = False
@@ -25,6 +25,18 @@ logger = logging.getLogger("leakguard")
 EVENTS = {"gc": "garbage-collected without close()", "exit": "still open at interpreter exit"}
 OTHER_EVENTS = {"open": "still open at the end of check()",
                 "teardown": "still open after its owner's teardown"}
+
+
+# Connection counts taken at the start of the exit, before the program's atexit handlers
+# and urllib3's finalizers empty the pools: by record seq (see count_connections_now).
+_COUNTED: dict[int, tuple[int | None, list[str]]] = {}
+
+
+def count_connections_now(records: list[Record]) -> None:
+    """Count the connections of these records now, for a report made later."""
+    for record in records:
+        with guard(f"counting the connections of a {record.type_name}"):
+            _COUNTED[record.seq] = record.integration.connections(record.resources)
 
 
 class Leak:
@@ -45,7 +57,8 @@ class Leak:
         count: int | None = None
         origins: list[str] = []
         with guard(f"counting the connections of a {record.type_name}"):
-            count, origins = record.integration.connections(record.resources)
+            counted = _COUNTED.pop(record.seq) if record.seq in _COUNTED else None
+            count, origins = counted or record.integration.connections(record.resources)
         self.connections = count
         self.origins = origins
         # a session's requests: how many, and the user's line of the last one
@@ -128,13 +141,33 @@ class Leak:
         return self._site
 
 
+_PREFIX = "leakguard: "
+_level_set: list[int] = []  # the level enable() gave the `leakguard` logger, if it did
+
+
+def set_level(level: int) -> None:
+    """Let the `leakguard` logger pass `level` whatever the root logger's level, unless the
+    program configured that logger itself (a level leakguard did not set)."""
+    if logger.level == logging.NOTSET or logger.level in _level_set:
+        logger.setLevel(level)
+        _level_set[:] = [level]
+
+
 def emit(level: int, text: str) -> None:
-    """Log through the `leakguard` logger, or write to stderr when logging cannot show it."""
-    if _logging_usable():
-        try:
-            logger.log(level, text)
+    """Log through the `leakguard` logger, or write to stderr when no handler can show it.
+
+    Through logging the message goes without its `leakguard: ` prefix, which the logger's
+    name already gives (`WARNING:leakguard:requests.Session ...`); on stderr it keeps it.
+    """
+    handlers = _live_handlers()
+    if handlers:
+        if not logger.isEnabledFor(level):
             return
-        except Exception as exc:  # a handler that raises: say so once, and use stderr
+        message = text[len(_PREFIX):] if text.startswith(_PREFIX) else text
+        try:
+            _handle(handlers, level, message)
+            return
+        except Exception as exc:  # a filter or handler that raises: say so once, use stderr
             internal_error("logging a report (it goes to stderr instead)", exc)
     if level >= logging.WARNING or logger.isEnabledFor(level):
         try:
@@ -144,16 +177,49 @@ def emit(level: int, text: str) -> None:
             pass
 
 
-def _logging_usable() -> bool:
-    # A handler counts if it is open: logging.shutdown() closes handlers without removing them.
+def _handle(handlers: list[logging.Handler], level: int, message: str) -> None:
+    # What Logger.log does, minus the handlers that cannot write: a handler bound to a
+    # closed stream would print a "--- Logging error ---" block per report instead.
+    fn, lno, func, _ = logger.findCaller()
+    record = logger.makeRecord(logger.name, level, fn, lno, message, (), None, func)
+    if logger.disabled or not logger.filter(record):
+        return
+    for handler in handlers:
+        if level >= handler.level:
+            handler.handle(record)
+
+
+def _live_handlers() -> list[logging.Handler]:
+    # The handlers a record of the `leakguard` logger reaches, those that can still write:
+    # logging.shutdown() closes handlers without removing them, and a program may close
+    # the stream of a handler it left in place (pytest's capture, for one).
+    found: list[logging.Handler] = []
     current: logging.Logger | None = logger
     while current is not None:
-        if any(not getattr(h, "_closed", False) for h in current.handlers):
-            return True
+        found.extend(h for h in current.handlers if not _dead(h))
         if not current.propagate:
-            return False
+            break
         current = current.parent
-    return False
+    return found
+
+
+def _dead(handler: logging.Handler) -> bool:
+    if getattr(handler, "_closed", False):
+        return True
+    try:
+        return bool(getattr(getattr(handler, "stream", None), "closed", False))
+    except Exception:  # a stream whose `closed` raises cannot be trusted either
+        return True
+
+
+def _count_for_run() -> None:
+    # `leakguard run` decides its exit status from every process's reported leaks, counted
+    # when reported: a process may die before its exit (a terminated Pool worker)
+    status_file = os.environ.get(RUN_STATUS)
+    if status_file:
+        from ._jsonl import append
+
+        append(status_file, {"pid": os.getpid(), "leaks": 1})
 
 
 class Reporter:
@@ -193,6 +259,7 @@ class Reporter:
                 from ._jsonl import append
 
                 append(self.options.report, leak.as_dict())
+            _count_for_run()
 
     def _claim_for(self, seq: int) -> Claim | None:
         for claim in reversed(self.claims):

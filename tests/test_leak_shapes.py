@@ -31,7 +31,7 @@ def test_dropped_in_function_is_reported_at_gc_with_its_line(reports: Reports,
     fetch()
     [text] = reports.warnings()
     port = server_url.split(":")[2].rstrip("/")
-    assert text.startswith("leakguard: requests.Session garbage-collected without close() "
+    assert text.startswith("requests.Session garbage-collected without close() "
                            f"(1 open connection to http://127.0.0.1:{port}; created ")
     assert "in thread MainThread; " in text
     assert "Session created at (most recent call last):" in text
@@ -99,7 +99,7 @@ def test_asyncio_task_is_named(reports: Reports, server_url: str) -> None:
     asyncio.run(main())
     gc.collect()
     [text] = reports.warnings()
-    assert text.startswith("leakguard: aiohttp.ClientSession garbage-collected without close()")
+    assert text.startswith("aiohttp.ClientSession garbage-collected without close()")
     assert ", task crawler-3; " in text
     assert "ClientSession created at (most recent call last):" in text
 

@@ -23,7 +23,7 @@ def test_requests_internal_pool_managers_are_never_reported_alone(reports: Repor
     gc.collect()
     texts = reports.warnings()
     assert len(texts) == 1
-    assert texts[0].startswith("leakguard: requests.Session garbage-collected")
+    assert texts[0].startswith("requests.Session garbage-collected")
     with requests.Session() as s:
         s.get(server_url)
     gc.collect()
@@ -72,7 +72,7 @@ def test_httpx_leak_reports_pool_origin(reports: Reports, server_url: str) -> No
 
     leak()
     [text] = reports.warnings()
-    assert text.startswith("leakguard: httpx.Client garbage-collected without close() "
+    assert text.startswith("httpx.Client garbage-collected without close() "
                            f"(1 open connection to {server_url.rstrip('/')}; created ")
 
 
@@ -99,9 +99,9 @@ def test_urllib3_leak_and_proxy_credentials_never_shown(reports: Reports,
     leak()
     texts = sorted(reports.warnings())
     assert len(texts) == 2
-    assert texts[0].startswith("leakguard: urllib3.PoolManager garbage-collected without close() "
+    assert texts[0].startswith("urllib3.PoolManager garbage-collected without close() "
                                f"(1 open connection to {server_url.rstrip('/')}; ")
-    assert texts[1].startswith("leakguard: urllib3.ProxyManager garbage-collected")
+    assert texts[1].startswith("urllib3.ProxyManager garbage-collected")
     joined = "\n".join(texts)
     assert "hunter2" not in joined and "alice" not in joined and "s3cr3t" not in joined
     assert "token" not in joined

@@ -75,9 +75,9 @@ import logging, sys
 logging.basicConfig(stream=sys.stderr, format="LOGGED %(levelname)s %(name)s %(message)s")
 '''
     r = run_python(code, env={"LEAKGUARD": "1"})
-    assert "LOGGED WARNING leakguard leakguard: requests.Session still open at interpreter " \
+    assert "LOGGED WARNING leakguard requests.Session still open at interpreter " \
            "exit" in r.stderr
-    assert "LOGGED WARNING leakguard leakguard: 1 leaked session" in r.stderr
+    assert "LOGGED WARNING leakguard 1 leaked session" in r.stderr
 
 
 def test_debug_logging_shows_creation_and_close() -> None:
