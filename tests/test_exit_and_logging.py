@@ -9,7 +9,6 @@ import tempfile
 import textwrap
 
 import pytest
-
 from conftest import SERVER_SNIPPET, run_python
 
 # -- item 4: a session that the program's own atexit handler closes is not a leak ----------
