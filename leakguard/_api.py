@@ -59,6 +59,10 @@ def enable(**options: Any) -> None:
             disable()
         suppressions = _load_suppressions(opts.suppressions)
         reporter = _report.Reporter(opts, suppressions)
+        if os.environ.get("_LEAKGUARD_PYTEST_CHILDREN"):  # a child of a checked pytest run
+            from ._children import install
+
+            install(reporter)
         _STATE.options = opts
         _STATE.reporter = reporter
         # the leakguard logger passes its reports whatever the root logger's level

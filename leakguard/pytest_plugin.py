@@ -1,64 +1,99 @@
 """pytest plugin: `pytest --leakguard` fails the test (or fixture) that leaked a session.
 
-Registered through the `pytest11` entry point and inert unless asked for: `--leakguard`,
-`--leakguard=warn`, or the ini option `leakguard = true|warn`.
+Registered through the `pytest11` entry point and inert unless asked for: `--leakguard`
+(`--leakguard-mode=fail|warn`), the ini option `leakguard = true|warn`, or leakguard already
+active in the process (`LEAKGUARD=1`: warn mode, so that no report is lost in the capture).
 
 PYTEST_DONT_REWRITE: may be imported before pytest marks it (see leakguard/__init__.py).
 """
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Generator
+    from types import CodeType
     from typing import Any
 
+    from pluggy import Result
+
+    from ._pinned import Entry
     from ._report import Leak
+    from ._stacks import Stack
     from ._tracker import Record
 
-MODES = {"fail": "fail", "true": "fail", "1": "fail", "yes": "fail", "on": "fail",
-         "warn": "warn", "false": None, "0": None, "no": None, "off": None, "": None}
+_INI_MODES = {"true": "fail", "1": "fail", "yes": "fail", "on": "fail", "fail": "fail",
+              "warn": "warn", "false": None, "0": None, "no": None, "off": None, "": None}
+_MARKER_KEYWORDS = ("allow",)
+_RUN_DIR = "_LEAKGUARD_PYTEST_DIR"  # the run's private folder, shared with xdist workers
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("leakguard", "leaked HTTP client sessions")
+    group = parser.getgroup("leakguard", "leaked HTTP client sessions and responses")
     group.addoption(
-        "--leakguard", nargs="?", const="fail", default=None, metavar="fail|warn",
-        help="fail each test (or fixture) that leaks an HTTP client session; "
-             "--leakguard=warn only reports them in the terminal summary")
-    parser.addini("leakguard", "fail, warn or off: as --leakguard (true means fail)",
-                  default="")
+        "--leakguard", action="store_true", default=False,
+        help="fail each test (or fixture) that leaks an HTTP client session or response")
+    group.addoption(
+        "--leakguard-mode", choices=("fail", "warn"), default=None,
+        help="fail (default): a leaking test fails; warn: leaks are only reported in the "
+             "terminal summary (implies --leakguard)")
+    parser.addini("leakguard", "true, warn or false: check tests as --leakguard does "
+                               "(true fails leaking tests, warn only reports them)", default="")
 
 
 def _mode(config: pytest.Config) -> str | None:
-    value = config.getoption("leakguard")
-    if value is None:
-        value = str(config.getini("leakguard"))
-    key = str(value).strip().lower()
-    if key not in MODES:
+    value = str(config.getini("leakguard")).strip().lower()
+    if value not in _INI_MODES:
         raise pytest.UsageError(
-            f"--leakguard takes fail or warn, not {value!r} (write --leakguard=warn; "
-            "a bare --leakguard goes after the test paths or before another option)")
-    return MODES[key]
+            f"ini option leakguard = {value!r}: accepted values are true, warn, false")
+    chosen = config.getoption("leakguard_mode", None)
+    if chosen:
+        return str(chosen)
+    ini_mode = _INI_MODES[value]
+    if ini_mode:
+        return ini_mode
+    return "fail" if config.getoption("leakguard", False) else None
+
+
+def _active_in_process(config: pytest.Config) -> bool:
+    # leakguard switched on at start-up (LEAKGUARD=1) without --leakguard: show its reports.
+    # Not in a child of a checked run (it sends its leaks to the parent), but in an xdist
+    # worker of an implicitly checked run (its controller started it with the same setup).
+    api = sys.modules.get("leakguard._api")
+    if api is None or not api.is_enabled():
+        return False
+    from ._children import CHILDREN
+
+    return CHILDREN not in os.environ or hasattr(config, "workerinput")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "leakguard(allow=True): do not check this test for leaked sessions")
     mode = _mode(config)
+    if mode is None and _active_in_process(config):
+        mode = "warn"
     if mode is not None:
-        config.pluginmanager.register(LeakguardPlugin(mode), "leakguard-checker")
+        config.pluginmanager.register(LeakguardPlugin(config, mode), "leakguard-checker")
 
 
 class Owner:
     """A test or a fixture instance: whoever owes the close of the sessions it created."""
 
+    __slots__ = ("allowed", "codes", "kind", "name", "scope", "test")
+
     def __init__(self, kind: str, name: str, scope: str = "function") -> None:
         self.kind = kind
         self.name = name
         self.scope = scope
+        self.test = ""  # a fixture: the test during which it was torn down
+        self.allowed = False
+        self.codes: tuple[CodeType, ...] = ()
 
     def describe(self) -> str:
         if self.kind == "test":
@@ -66,90 +101,201 @@ class Owner:
         return f"fixture {self.name!r} ({self.scope} scope)"
 
 
+def _nested_codes(func: object) -> tuple[CodeType, ...]:
+    """The code of a fixture function and of every function defined inside it."""
+    import inspect
+
+    try:
+        func = inspect.unwrap(func)  # type: ignore[arg-type]
+    except ValueError:
+        pass
+    code = getattr(getattr(func, "__func__", func), "__code__", None)
+    if code is None:
+        return ()
+    found = [code]
+    for current in found:  # grows while walked: every nesting level
+        found.extend(c for c in current.co_consts if hasattr(c, "co_consts"))
+    return tuple(found)
+
+
 class LeakguardPlugin:
     """Attributes every session to the test or fixture that created it, and checks it."""
 
-    def __init__(self, mode: str) -> None:
-        from . import _api
+    def __init__(self, config: pytest.Config, mode: str) -> None:
+        import tempfile
+
+        from . import _api, _children
         from ._tracker import TRACKER
 
         if not _api.is_enabled():
             _api.enable()  # the options come from the LEAKGUARD_* variables
+        self.config = config
         self.mode = mode
         self.tracker = TRACKER
-        self.state = _api._STATE
-        self.claimed: dict[Owner, list[Leak]] = {}
-        self.tests: dict[str, Owner] = {}
+        self.reporter = _api._STATE.reporter
+        self.pid = os.getpid()
+        self.claimed: dict[Owner | None, list[Leak]] = {}
         self.fixtures: dict[object, Owner] = {}
-        self.pending: dict[str, list[tuple[Owner, list[Leak]]]] = {}
-        self.warnings: list[str] = []
-        self._current = ""  # the test whose teardown finalizes fixtures right now
-        reporter = self.state.reporter
-        if reporter is not None:
-            reporter.claimer = self._claim
+        self.due: list[Owner] = []  # fixtures torn down, with records or leaks to judge
+        self.test: Owner | None = None
+        self.codes: dict[CodeType, Owner] = {}  # code defined in an active fixture -> it
+        self._nested: dict[object, tuple[CodeType, ...]] = {}
+        self.found: dict[str, list[Entry]] = {}  # test id -> entries for its teardown report
+        self.entries: list[Entry] = []  # everything pinned, for the terminal summary
+        self.suppressed = 0
+        self._hide: tuple[str, ...] | None = None
+        self._keep = ""  # the JSON Lines file the terminal summary points to
+        # the run's private folder: children's channel, and the JSON Lines of every leak
+        # when LEAKGUARD_REPORT is not set
+        self.owns_dir = _RUN_DIR not in os.environ or not hasattr(config, "workerinput")
+        self.dir = tempfile.mkdtemp(prefix="leakguard-pytest-") if self.owns_dir \
+            else os.environ[_RUN_DIR]
+        self.children_path = os.path.join(self.dir, f"children-{self.pid}.jsonl")
+        self.children = _children.Reader(self.children_path)
+        self._child_claim = _children.claimer(self.children_path)
+        self._saved_env = {k: os.environ.get(k)
+                           for k in (_RUN_DIR, _children.CHILDREN, "LEAKGUARD")}
+        os.environ[_RUN_DIR] = self.dir
+        os.environ[_children.CHILDREN] = self.children_path
+        os.environ.setdefault("LEAKGUARD", "1")  # child processes: tracked, and they tell us
+        self._saved_claimer = None
+        if self.reporter is not None:
+            self._saved_claimer = self.reporter.claimer
+            self.reporter.claimer = self._claim
+        self.tracker.owner_of = self._owner_of
+
+    # -- where a leak goes ------------------------------------------------------------------
 
     def _claim(self, record: Record, leak: Leak) -> bool:
-        owner = record.owner
-        if not isinstance(owner, Owner):
-            return False
+        if os.getpid() != self.pid:  # a forked child: its parent pins it on the test
+            return self._child_claim(record, leak)
+        owner = record.owner if isinstance(record.owner, Owner) else None
         self.claimed.setdefault(owner, []).append(leak)
         return True
 
-    def _owned(self, owner: Owner) -> list[Leak]:
-        from ._report import Leak
-        from ._settle import settle
-
-        still_open, _ = settle(self.tracker, self.tracker.owned(owner))
-        self.tracker.forget(still_open)
-        self.tracker.release(owner)
-        leaks = self.claimed.pop(owner, []) + [Leak(r, "teardown") for r in still_open]
-        return sorted(leaks, key=lambda leak: leak.seq)
+    def _owner_of(self, stack: Stack) -> object:
+        # a session made by code defined inside an active fixture (its factory) is its own
+        codes = self.codes
+        if codes:
+            for code in stack[0::2]:
+                owner = codes.get(code)  # type: ignore[arg-type]
+                if owner is not None:
+                    return owner
+        return self.tracker.owner
 
     # -- who is creating sessions right now --------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        self.test = Owner("test", item.nodeid)
+        self.tracker.owner = self.test
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef[object],
                              request: pytest.FixtureRequest) -> Generator[None, None, None]:
         owner = Owner("fixture", fixturedef.argname, fixturedef.scope)
         self.fixtures[fixturedef] = owner
+        func = fixturedef.func
+        codes = self._nested.get(func)
+        if codes is None:
+            codes = self._nested[func] = _nested_codes(func)
+        owner.codes = codes
+        for code in codes:
+            self.codes[code] = owner
         previous, self.tracker.owner = self.tracker.owner, owner
         try:
             yield
         finally:
             self.tracker.owner = previous
-
-    def _test_phase(self, item: pytest.Item) -> Generator[None, None, None]:
-        owner = self.tests.setdefault(item.nodeid, Owner("test", item.nodeid))
-        previous, self.tracker.owner = self.tracker.owner, owner
-        try:
-            yield
-        finally:
-            self.tracker.owner = previous
-
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
-        yield from self._test_phase(item)
-
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
-        yield from self._test_phase(item)
-
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
-        self._current = item.nodeid
-        yield from self._test_phase(item)
-
-    # -- verdicts -------------------------------------------------------------------------
 
     def pytest_fixture_post_finalizer(self, fixturedef: pytest.FixtureDef[object],
                                       request: pytest.FixtureRequest) -> None:
         owner = self.fixtures.pop(fixturedef, None)
         if owner is None:
             return
-        leaks = self._owned(owner)
-        if leaks and not (owner.scope == "function" and _allowed(request.node)):
-            node = self._current or request.node.nodeid
-            self.pending.setdefault(node, []).append((owner, leaks))
+        for code in owner.codes:
+            if self.codes.get(code) is owner:
+                del self.codes[code]
+        if owner in self.claimed or self.tracker.owned(owner):
+            # judged with the test's own records at the end of this teardown: one collection
+            owner.test = self.test.name if self.test is not None else ""
+            owner.allowed = owner.scope == "function" and _allowed(request.node)
+            self.due.append(owner)
+        else:
+            self.tracker.release(owner)
+
+    # -- verdicts -------------------------------------------------------------------------
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, Result[None], None]:
+        outcome = yield
+        test, self.test = self.test, None
+        self.tracker.owner = None
+        owners = [*self.due, *([test] if test is not None else [])]
+        self.due = []
+        entries, collected = self._judge(owners, item.nodeid, item)
+        if collected:
+            _collect_unraisable(item.config, outcome)
+        if entries:
+            self.found[item.nodeid] = entries
+
+    def _judge(self, owners: list[Owner], test: str,
+               item: pytest.Item | None = None) -> tuple[list[Entry], bool]:
+        from ._guard import guard
+        from ._report import Leak
+        from ._settle import settle
+
+        entries: list[Entry] = []
+        collected = False
+        with guard("judging a test's sessions"):
+            records = [r for owner in owners for r in self.tracker.owned(owner)]
+            still_open: list[Record] = []
+            if records:
+                still_open, collected = settle(self.tracker, records)
+                self.tracker.forget(still_open)
+            for owner in owners:
+                leaks = self.claimed.pop(owner, [])
+                leaks += [Leak(r, "teardown") for r in still_open if r.owner is owner]
+                self.tracker.release(owner)
+                if leaks and owner.kind == "test" and item is not None:
+                    owner.allowed = _allowed(item)
+                if leaks and not owner.allowed:
+                    where = test if owner.kind == "test" else (owner.test or test)
+                    entries += self._pin(sorted(leaks, key=lambda x: x.seq), where,
+                                         owner.describe())
+            children = self._pin_children(test)
+            if children and not (item is not None and _allowed(item)):
+                entries += children
+        return entries, collected
+
+    def _pin(self, leaks: list[Leak], test: str, owner: str) -> list[Entry]:
+        from ._pinned import from_leak
+
+        if self._hide is None:
+            self._hide = _runner_dirs()
+        entries = [from_leak(leak, test, owner, self._hide) for leak in leaks]
+        for leak in leaks:
+            self._write({**leak.as_dict(), "test": test, "owner": owner})
+        return entries
+
+    def _pin_children(self, test: str) -> list[Entry]:
+        from ._pinned import from_child
+
+        found = self.children.new()
+        for item in found:
+            record = item["record"]
+            assert isinstance(record, dict)
+            self._write({**record, "test": test, "owner": f"child process {record.get('pid')}"})
+        return [from_child(item, test) for item in found]
+
+    def _write(self, record: dict[str, object]) -> None:
+        from ._jsonl import append
+
+        append(self._jsonl_path(), record)
+
+    def _jsonl_path(self) -> str:
+        options = getattr(self.reporter, "options", None)
+        return getattr(options, "report", None) or os.path.join(self.dir, "leaks.jsonl")
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item,
@@ -157,27 +303,103 @@ class LeakguardPlugin:
         outcome = yield
         if call.when != "teardown":
             return
+        entries = self.found.pop(item.nodeid, None)
+        if not entries:
+            return
         report: pytest.TestReport = outcome.get_result()
-        owner = self.tests.pop(item.nodeid, None)
-        found = self.pending.pop(item.nodeid, [])
-        if owner is not None:
-            leaks = self._owned(owner)
-            if leaks and not _allowed(item):
-                found.insert(0, (owner, leaks))
-        if not found:
-            return
-        text = "\n\n".join(_describe(o, leaks) for o, leaks in found)
-        if self.mode == "warn":
-            self.warnings.append(text)
-            return
-        report.outcome = "failed"
-        report.longrepr = text
+        report.leakguard = entries  # type: ignore[attr-defined]  # travels to xdist's controller
+        if self.mode == "fail":
+            from ._pinned import by_owner, describe
+
+            report.outcome = "failed"
+            report.longrepr = "\n\n".join(describe(owner, test, found)
+                                          for owner, test, found in by_owner(entries))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        entries = getattr(report, "leakguard", None)
+        if entries:
+            self.entries.extend(entries)
+
+    @pytest.hookimpl(hookwrapper=True, trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
+        yield
+        # fixtures torn down outside any test, leaks owned by no test, children's late words
+        owners, self.due = self.due, []
+        loose = self.claimed.pop(None, [])
+        entries, _ = self._judge(owners, "")
+        if loose:
+            entries += self._pin(sorted(loose, key=lambda x: x.seq), "", "no test")
+        self.entries.extend(entries)
+        if self.reporter is not None:
+            with self.reporter.lock:
+                self.suppressed = sum(self.reporter.suppressed.values())
+                self.reporter.suppressed.clear()  # counted here: the exit summary is not ours
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput["leakguard_entries"] = entries
+            workeroutput["leakguard_suppressed"] = self.suppressed
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        # pytest-xdist's controller: what its workers found outside any test
+        output = getattr(node, "workeroutput", None) or {}
+        self.entries.extend(output.get("leakguard_entries", ()))
+        self.suppressed += int(output.get("leakguard_suppressed", 0))
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if self.warnings:
+        from ._pinned import summary
+
+        path = self._jsonl_path()
+        lines = summary(self.entries, self.suppressed, self.mode == "warn",
+                        path if os.path.exists(path) else None)
+        if lines:
             terminalreporter.section("leakguard: leaked sessions")
-            for text in self.warnings:
-                terminalreporter.write_line(text)
+            for line in lines:
+                terminalreporter.write_line(line)
+            self._keep = path
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            for marker in item.iter_markers("leakguard"):
+                unknown = [k for k in marker.kwargs if k not in _MARKER_KEYWORDS]
+                if marker.args or unknown:
+                    what = f"unknown keyword {unknown[0]!r}" if unknown else "positional arguments"
+                    raise pytest.UsageError(
+                        f"{item.nodeid}: @pytest.mark.leakguard takes only allow=True|False, "
+                        f"not {what}")
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        import shutil
+
+        self.tracker.owner = None
+        self.tracker.owner_of = None
+        if self.reporter is not None and self.reporter.claimer == self._claim:
+            self.reporter.claimer = self._saved_claimer
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if self.owns_dir and not getattr(self, "_keep", "").startswith(self.dir):
+            shutil.rmtree(self.dir, ignore_errors=True)
+        elif self.owns_dir:
+            for name in os.listdir(self.dir):
+                if name.startswith("children-"):
+                    os.unlink(os.path.join(self.dir, name))
+
+
+def _collect_unraisable(config: pytest.Config, outcome: Result[None]) -> None:
+    # Our collection ran finalizers (and their warnings) now: pytest >= 8.4 would only show
+    # their unraisable exceptions in the next test's setup, so show them in this teardown.
+    module = sys.modules.get("_pytest.unraisableexception")
+    collect = getattr(module, "collect_unraisable", None)
+    force = getattr(outcome, "force_exception", None)
+    if collect is None or force is None or outcome.excinfo is not None:
+        return
+    try:
+        collect(config)
+    except Exception as exc:
+        force(exc)
 
 
 def _allowed(node: pytest.Item | pytest.Collector) -> bool:
@@ -188,17 +410,8 @@ def _allowed(node: pytest.Item | pytest.Collector) -> bool:
 
 def _runner_dirs() -> tuple[str, ...]:
     # pytest's and pluggy's own frames say nothing about where a test made its session
-    import os
-
     import _pytest
     import pluggy
 
     return tuple(os.path.dirname(os.path.abspath(m.__file__ or "")) + os.sep
                  for m in (_pytest, pluggy))
-
-
-def _describe(owner: Owner, leaks: list[Leak]) -> str:
-    noun = "session" if len(leaks) == 1 else "sessions"
-    head = f"leakguard: {owner.describe()} leaked {len(leaks)} {noun}"
-    hide = _runner_dirs()
-    return "\n".join([head, *(leak.text(hide) for leak in leaks)])

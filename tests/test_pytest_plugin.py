@@ -127,7 +127,7 @@ KEEP = []
     r.assert_outcomes(passed=2, errors=1)
     assert "test_allowed" not in r.stdout.str().split("short test summary")[0] \
         .split("ERRORS")[1]
-    w = _run(pytester, "--leakguard=warn")
+    w = _run(pytester, "--leakguard-mode=warn")
     w.assert_outcomes(passed=2)
     assert w.ret == 0
     assert "leakguard: leaked sessions" in w.stdout.str()

@@ -1,0 +1,84 @@
+"""Leaks in the child processes of a checked pytest run: a private JSON Lines channel.
+
+The plugin names a file in `_LEAKGUARD_PYTEST_CHILDREN` and sets `LEAKGUARD=1`; a child
+process (forked or started afresh) writes each leak there instead of logging it, and the
+plugin reads the new lines at each test's verdict and pins them on that test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ._jsonl import append
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
+
+    from ._report import Leak, Reporter
+    from ._tracker import Record
+
+CHILDREN = "_LEAKGUARD_PYTEST_CHILDREN"  # inherited by child processes (not an option)
+
+
+def entry(leak: Leak) -> dict[str, object]:
+    """What the parent needs of one leak: the JSON record, its site and the full report."""
+    return {"record": leak.as_dict(), "site": site_of(leak), "text": leak.text()}
+
+
+def site_of(leak: Leak) -> str:
+    """`file:line in function` of the leak's creation site, the file relative if it can be."""
+    file, line, function = leak.site()
+    try:
+        rel = os.path.relpath(file)
+    except ValueError:
+        rel = file
+    return f"{file if rel.startswith('..') else rel}:{line} in {function}"
+
+
+def claimer(path: str) -> Callable[[Record, Leak], bool]:
+    """A Reporter.claimer that sends every leak to the parent through `path`."""
+
+    def claim(record: Record, leak: Leak) -> bool:
+        return append(path, entry(leak))  # on failure the child reports it itself
+
+    return claim
+
+
+def install(reporter: Reporter) -> None:
+    """In a child of a checked pytest run: send this process's leaks to the parent."""
+    path = os.environ.get(CHILDREN)
+    if path:
+        reporter.claimer = claimer(path)
+
+
+class Reader:
+    """Reads the lines that children appended since the last read; costs one stat when idle."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.offset = 0
+
+    def new(self) -> list[dict[str, object]]:
+        """Every complete line written since the last call."""
+        try:
+            size = os.stat(self.path).st_size
+        except OSError:
+            return []
+        if size <= self.offset:
+            return []
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read(size - self.offset)
+        end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
+        self.offset += end
+        found = []
+        for line in data[:end].splitlines():
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(item, dict) and isinstance(item.get("record"), dict):
+                found.append(item)
+        return found
