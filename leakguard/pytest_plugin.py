@@ -311,9 +311,13 @@ class LeakguardPlugin:
         if self.mode == "fail":
             from ._pinned import by_owner, describe
 
-            report.outcome = "failed"
-            report.longrepr = "\n\n".join(describe(owner, test, found)
-                                          for owner, test, found in by_owner(entries))
+            text = "\n\n".join(describe(owner, test, found)
+                               for owner, test, found in by_owner(entries))
+            if report.failed:  # the teardown's own error stays; ours is shown after it
+                report.sections.append(("leakguard", text))
+            else:
+                report.outcome = "failed"
+                report.longrepr = text
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         entries = getattr(report, "leakguard", None)
