@@ -128,11 +128,11 @@ def test_clean_after():
     assert f"leakguard: child process {pool_pid} leaked 1 session during test " \
            "test_children.py::test_pool" in pool_part
     assert "garbage-collected without close() (1 open connection to http://127.0.0.1:" \
-           in pool_part and f"process {pool_pid})" in pool_part
+           in pool_part and f"in thread MainThread, process {pool_pid}" in pool_part
     sub_part = out.split("ERROR at teardown of test_subprocess")[1]
     assert f"leakguard: child process {sub_pid} leaked 1 session" in sub_part
     assert "still open at interpreter exit (0 open connections; created" in sub_part
-    assert f"process {sub_pid})" in sub_part
+    assert f"in thread MainThread, process {sub_pid}" in sub_part
     assert "test_clean_after" not in out
 
 
