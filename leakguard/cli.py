@@ -46,6 +46,17 @@ class _Formatter(argparse.HelpFormatter):
                          for line in text.splitlines())
 
 
+class _Version(argparse.Action):
+    """--version, reading the installed metadata only when asked."""
+
+    def __init__(self, option_strings: list[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(f"leakguard ({DIST}) {version()}")
+        parser.exit()
+
+
 def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     """The command line's parser, and its `run` subparser (whose errors name `run`)."""
     raw = _Formatter
@@ -56,7 +67,7 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         epilog="Switch it on without a command: LEAKGUARD=1 python app.py\n"
                "`leakguard COMMAND --help` describes each command and its exit status.\n\n"
                + _epilog(("0", "success; see each command for the others")))
-    p.add_argument("--version", action="version", version=f"leakguard ({DIST}) {version()}")
+    p.add_argument("--version", action=_Version, help="print leakguard's version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser(
         "run", formatter_class=raw,
