@@ -67,3 +67,12 @@ def niquests(session: nox.Session, release: str) -> None:
     session.install(".", *TEST_TOOLS, *NIQUESTS[release], "requests")
     session.run("python", "-c", VERSIONS)
     session.run("pytest", "-q", "-p", "no:cacheprovider", *(session.posargs or NIQUESTS_TESTS))
+
+
+@nox.session
+def sdks(session: nox.Session) -> None:
+    """The OpenAI and Anthropic SDKs (on httpx2) against a local server answering their API."""
+    session.install(".", *TEST_TOOLS, "openai", "anthropic")
+    session.run("python", "-c", VERSIONS)
+    session.run("pytest", "-q", "-p", "no:cacheprovider",
+                *(session.posargs or ["tests/test_sdks.py"]))
