@@ -53,7 +53,8 @@ class Record(weakref.ref):  # type: ignore[type-arg]
     callback is the tracker's own bound method and never sees the session.
     """
 
-    __slots__ = ("closed", "closed_at", "created", "held", "integration", "key", "kind",
+    __slots__ = ("close_called", "closed", "closed_at", "created", "held", "integration", "key",
+                 "kind",
                  "last_code", "last_lasti", "last_time", "origin", "owner", "resources", "seq",
                  "stack", "task", "thread", "type_name", "uses")
 
@@ -75,6 +76,8 @@ class Record(weakref.ref):  # type: ignore[type-arg]
         self.thread = threading.current_thread().name
         self.task = _task_name()
         self.closed = False
+        # an async close() was called: whether it ran is the library's state, read later
+        self.close_called = False
         self.owner: object = None  # who owes the close (the pytest plugin: a test or fixture)
         self.kind = SESSION
         # requests made (sessions): how many, and the user's frame of the last one
@@ -215,6 +218,12 @@ class Tracker:
         if self.on_event is not None:
             self.on_event(record, "closed")
 
+    def close_called(self, session: object) -> None:
+        """An async close was called (a coroutine made): judged later by the library's state."""
+        record = self._live.get(id(session))
+        if record is not None and record() is session:
+            record.close_called = True
+
     def closed_record(self, session: object) -> Record | None:
         """The record of a closed session that is still alive (for used-after-close)."""
         record = self._closed.get(id(session))
@@ -294,7 +303,13 @@ class Tracker:
         if record.held is not None:
             return not record.held
         with guard(f"reading the state of a {record.type_name}"):
-            return record.integration.resources_closed(record.resources)
+            if record.integration.resources_closed(record.resources):
+                return True
+            if record.close_called:
+                # its async close was called, and it died: that close ran if the pools it
+                # left behind hold no open connection (a coroutine never awaited left them)
+                count, _ = record.integration.connections(record.resources)
+                return not count
         return False
 
     # -- queries ---------------------------------------------------------------------------

@@ -62,6 +62,9 @@ class Integration:
     classes: tuple[tuple[str, str], ...] = ()  # (attribute path in module, public name)
     closers: tuple[str, ...] = ("close",)  # the session counts as closed once one is called
     checked_closers: tuple[str, ...] = ()  # closed if is_closed() says so after the call
+    # coroutine functions: calling one only makes a coroutine, which may never be awaited;
+    # the library's own state says later whether it ran (see Tracker._judged_closed)
+    async_closers: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self._patched: list[tuple[type, str, object]] = []
@@ -133,6 +136,7 @@ class Integration:
         init = self._init_wrapper()
         on_call = self._close_wrapper(checked=False)
         checked = self._close_wrapper(checked=True)
+        called = self._async_close_wrapper()
         for path, public in self.classes:
             cls: Any = mod
             for part in path.split("."):
@@ -143,7 +147,8 @@ class Integration:
             self._public[cls] = public
             for method, wrapper in (("__init__", init),
                                     *((m, on_call) for m in self.closers),
-                                    *((m, checked) for m in self.checked_closers)):
+                                    *((m, checked) for m in self.checked_closers),
+                                    *((m, called) for m in self.async_closers)):
                 if method not in vars(cls) or (subclass and method == "__init__"):
                     continue  # inherited from a patched base class: patched there
                 original = vars(cls)[method]
@@ -191,6 +196,17 @@ class Integration:
             return result
 
         return close
+
+    def _async_close_wrapper(self) -> Any:
+        guarded = guard(f"closing a {self.name} session")
+
+        def close_called(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            result = wrapped(*args, **kwargs)
+            with guarded:
+                TRACKER.close_called(instance)
+            return result
+
+        return close_called
 
     def owned_elsewhere(self) -> bool:
         """Whether the session being built belongs to another tracked session (not reported)."""

@@ -17,9 +17,13 @@ class AiohttpIntegration(Integration):
     minimum = (3, 8)
     below = (4,)
     classes = (("ClientSession", "aiohttp.ClientSession"),)
-    # close() is a coroutine: calling it is closing; detach() closes the session but not
-    # the connector; a connector closed directly shows in resources_closed()
-    closers = ("close", "detach")
+    # close() is a coroutine function: calling it is not closing, awaiting it is, which
+    # `closed` shows (read when judged; __del__ reads it as the session dies); detach()
+    # closes the session but not the connector; a connector closed directly shows in
+    # resources_closed()
+    closers = ()
+    checked_closers = ("detach", "__del__")
+    async_closers = ("close",)
 
     def resources(self, session: Any) -> object:
         return session.connector

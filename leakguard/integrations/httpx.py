@@ -29,9 +29,10 @@ class HttpxIntegration(Integration):
     below = (1,)
     classes = (("Client", "httpx.Client"), ("AsyncClient", "httpx.AsyncClient"))
     # Client.__exit__ does not call close(): both are checked; the async paths are
-    # coroutines, so calling them is closing
+    # coroutine functions: closed once awaited, as `is_closed` says when judged
     checked_closers = ("close", "__exit__")
-    closers = ("aclose", "__aexit__")
+    closers = ()
+    async_closers = ("aclose", "__aexit__")
 
     def foreign(self, mod: ModuleType) -> bool:
         # httpx2.alias_httpx() puts the httpx2 module in sys.modules["httpx"]: its classes
