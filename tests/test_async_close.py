@@ -10,7 +10,6 @@ from typing import Any, Callable
 import aiohttp
 import httpx
 import pytest
-
 from conftest import SERVER_SNIPPET, Reports, run_python
 
 
