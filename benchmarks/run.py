@@ -160,8 +160,8 @@ def main() -> int:
 
         # 3. session lifecycle, construct + close: off and on alternated in one process
         for lib in workloads.LIFECYCLE:
-            # httpx.Client() builds an SSL context each time: far fewer iterations
-            n = (300 if quick else 2000) // (30 if lib == "httpx" else 1)
+            # httpx(2).Client() builds an SSL context each time: far fewer iterations
+            n = (300 if quick else 2000) // (30 if lib in ("httpx", "httpx2") else 1)
             res = ab_worker(hooked, "lifecycle", lib, str(n), str(rounds))
             table.ratio(f"lifecycle {lib} (per session)", res["off"], res["on"], 1.25,
                         unit="us", scale=1e6)

@@ -18,6 +18,7 @@ LIFECYCLE = {
                 "async def _once():\n    await aiohttp.ClientSession().close()\n"
                 "def once():\n    loop.run_until_complete(_once())\n"),
     "httpx": "import httpx\ndef once():\n    httpx.Client().close()\n",
+    "httpx2": "import httpx2\ndef once():\n    httpx2.Client().close()\n",
     "urllib3": "import urllib3\ndef once():\n    urllib3.PoolManager().clear()\n",
 }
 
@@ -27,7 +28,7 @@ def versions() -> str:
     from importlib import metadata
 
     found = []
-    for name in ("requests", "aiohttp", "httpx", "urllib3", "wrapt"):
+    for name in ("requests", "aiohttp", "httpx", "httpx2", "urllib3", "wrapt"):
         try:
             found.append(f"{name} {metadata.version(name)}")
         except metadata.PackageNotFoundError:
