@@ -113,6 +113,7 @@ def _patch(integration: Integration, explicit: bool, module: ModuleType) -> None
                f"supported versions are {integration.supported_range()}")
         _report.emit(logging.WARNING if explicit else logging.DEBUG, why)
         return
+    integration.responses = bool(_STATE.options.responses)
     integration.patch(module)
     reporter = _STATE.reporter
     if reporter is not None:

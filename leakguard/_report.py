@@ -56,9 +56,12 @@ class Leak:
         self.seq = record.seq
         count: int | None = None
         origins: list[str] = []
-        with guard(f"counting the connections of a {record.type_name}"):
-            counted = _COUNTED.pop(record.seq) if record.seq in _COUNTED else None
-            count, origins = counted or record.integration.connections(record.resources)
+        if record.kind == "response":  # its origin was noted when it was made
+            count, origins = 1, ([record.origin] if record.origin else [])
+        else:
+            with guard(f"counting the connections of a {record.type_name}"):
+                counted = _COUNTED.pop(record.seq) if record.seq in _COUNTED else None
+                count, origins = counted or record.integration.connections(record.resources)
         self.connections = count
         self.origins = origins
         # a session's requests: how many, and the user's line of the last one

@@ -7,6 +7,7 @@ import os
 from .. import _stacks
 from .._guard import guard
 from .._tracker import TRACKER, capture_stack
+from .._usage import closed_here
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -65,6 +66,9 @@ class Integration:
     # coroutine functions: calling one only makes a coroutine, which may never be awaited;
     # the library's own state says later whether it ran (see Tracker._judged_closed)
     async_closers: tuple[str, ...] = ()
+    requesters: tuple[str, ...] = ()  # session methods that make one request (last use)
+    reusable = False  # a request after close reopens the session: reported (used after close)
+    responses = True  # enable(responses=...): also track the responses that hold a connection
 
     def __init__(self) -> None:
         self._patched: list[tuple[type, str, object]] = []
@@ -133,6 +137,8 @@ class Integration:
 
         self.library_dir = os.path.dirname(os.path.abspath(mod.__file__ or "")) + os.sep
         _stacks.add_library_dir(self.library_dir)
+        from ._responses import request_wrapper
+
         init = self._init_wrapper()
         on_call = self._close_wrapper(checked=False)
         checked = self._close_wrapper(checked=True)
@@ -148,12 +154,20 @@ class Integration:
             for method, wrapper in (("__init__", init),
                                     *((m, on_call) for m in self.closers),
                                     *((m, checked) for m in self.checked_closers),
-                                    *((m, called) for m in self.async_closers)):
-                if method not in vars(cls) or (subclass and method == "__init__"):
+                                    *((m, called) for m in self.async_closers),
+                                    *((m, None) for m in self.requesters)):
+                if method not in vars(cls) or (subclass and method in ("__init__",
+                                                                       *self.requesters)):
                     continue  # inherited from a patched base class: patched there
                 original = vars(cls)[method]
+                if wrapper is None:
+                    wrapper = request_wrapper(self, original)
                 wrapt.wrap_function_wrapper(cls, method, wrapper)
                 self._patched.append((cls, method, original))
+        for cls, method, wrapper in self.response_patches(mod) if self.responses else ():
+            original = vars(cls)[method]
+            wrapt.wrap_function_wrapper(cls, method, wrapper)
+            self._patched.append((cls, method, original))
 
     def unpatch(self) -> None:
         """Put every original method back, in reverse order; unpatching twice is a no-op."""
@@ -192,7 +206,7 @@ class Integration:
             result = wrapped(*args, **kwargs)
             with guarded:
                 if not checked or self.is_closed(instance):
-                    TRACKER.close(instance)
+                    TRACKER.close(instance, closed_here() if self.reusable else None)
             return result
 
         return close
@@ -207,6 +221,19 @@ class Integration:
             return result
 
         return close_called
+
+    # -- the request path and responses (see _responses.py) -------------------------------
+
+    def on_response(self, session: Any, result: Any, kwargs: Any) -> None:
+        """A requester returned `result`: track it if it is a response holding a connection."""
+
+    def tracks_responses(self) -> bool:
+        """Whether the requesters' results are looked at (on_response is overridden)."""
+        return self.responses and type(self).on_response is not Integration.on_response
+
+    def response_patches(self, mod: ModuleType) -> list[tuple[type, str, Any]]:
+        """(class, method, wrapper) for response classes, patched when responses are on."""
+        return []
 
     def owned_elsewhere(self) -> bool:
         """Whether the session being built belongs to another tracked session (not reported)."""

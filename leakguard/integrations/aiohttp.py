@@ -1,12 +1,36 @@
-"""aiohttp.ClientSession: closed when its own `closed` property is true."""
+"""aiohttp.ClientSession: closed when its own `closed` property is true; its responses."""
 
 from __future__ import annotations
 
+from .._guard import guard
 from ._base import Integration, origin, tally
+from ._responses import ResponseReader, origin_of, snapshot, track_response
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from types import ModuleType
     from typing import Any
+
+
+class AiohttpResponses(ResponseReader):
+    """aiohttp.ClientResponse: holds its connection until released, closed or read to EOF."""
+
+    name = "aiohttp"
+
+    def holds(self, response: Any) -> bool:
+        # the response's own state, not the transport's: a response that was never released
+        # is still one when its session closed the connection under it (and in a collection
+        # the socket may be finalized first); aiohttp's protocol keeps such a response alive
+        # until then, so it is collected only once its session is closed
+        conn = response._connection
+        return not response._closed and conn is not None and conn.protocol is not None
+
+    def resources_closed(self, resources: Any) -> bool:
+        # judged by the snapshot taken in its __del__, before aiohttp releases it there
+        return True
+
+
+RESPONSES = AiohttpResponses()
 
 
 class AiohttpIntegration(Integration):
@@ -24,6 +48,7 @@ class AiohttpIntegration(Integration):
     closers = ()
     checked_closers = ("detach", "__del__")
     async_closers = ("close",)
+    requesters = ("_request",)  # every request method; it returns the coroutine untouched
 
     def resources(self, session: Any) -> object:
         return session.connector
@@ -44,3 +69,28 @@ class AiohttpIntegration(Integration):
                       sum(1 for proto, *_ in list(entries)
                           if getattr(proto, "transport", None) is not None))
                      for key, entries in list(conns.items()))
+
+    def response_patches(self, mod: ModuleType) -> list[tuple[type, str, Any]]:
+        made = guard("tracking an aiohttp response")
+        dying = guard("reading the state of an aiohttp response")
+        base: type = mod.ClientResponse
+
+        def init(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            result = wrapped(*args, **kwargs)
+            with made:
+                # made for every request; it holds a connection once started
+                url = kwargs["url"] if "url" in kwargs else args[1]
+                cls = type(instance)
+                name = "aiohttp.ClientResponse" if cls is base else \
+                    f"{cls.__module__}.{cls.__qualname__}"
+                track_response(instance, RESPONSES, name,
+                               origin_of(str(url.scheme), str(url.host), url.port))
+            return result
+
+        def finalizer(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            # aiohttp's __del__ releases a dropped response's connection: read it first
+            with dying:
+                snapshot(instance, RESPONSES)
+            return wrapped(*args, **kwargs)
+
+        return [(base, "__init__", init), (base, "__del__", finalizer)]

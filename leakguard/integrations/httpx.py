@@ -1,8 +1,11 @@
-"""httpx.Client and httpx.AsyncClient: closed when `is_closed` is true."""
+"""httpx.Client and httpx.AsyncClient: closed when `is_closed` is true; streamed responses."""
 
 from __future__ import annotations
 
+import weakref
+
 from ._base import Integration, origin, tally
+from ._responses import ResponseReader, origin_of, track_response
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -20,6 +23,44 @@ def _pool_connections(transport: Any) -> list[Any] | None:
     return list(connections)
 
 
+def pool_request(response: Any) -> Any:
+    """httpcore's handle on the pool slot a streamed response occupies; None if not pooled."""
+    stream = getattr(getattr(response, "stream", None), "_stream", None)  # Bound*Stream
+    core = getattr(stream, "_httpcore_stream", None)  # the transport's ResponseStream
+    return getattr(core, "_pool_request", None) or getattr(core, "_status", None)
+
+
+def slot_held(ref: Any) -> bool:
+    """Whether the pool still gives that slot's connection to the response.
+
+    Still so after the client closed the connection under it: the response never let go.
+    """
+    slot = ref()
+    if slot is None:  # the pool let go of it: the stream was closed
+        return False
+    return getattr(slot, "connection", None) is not None
+
+
+class HttpxResponses(ResponseReader):
+    """httpx.Response from send(..., stream=True) or stream()."""
+
+    name = "httpx"
+
+    def holds(self, response: Any) -> bool:
+        return not response.is_closed
+
+    def held_at_death(self, resources: Any) -> bool | None:
+        # a dropped streamed response keeps its slot in httpcore's pool (the pool holds the
+        # slot strongly, the record weakly): the slot still alive is the leak
+        return slot_held(resources)
+
+    def resources_closed(self, resources: Any) -> bool:
+        return not slot_held(resources)
+
+
+RESPONSES = HttpxResponses()
+
+
 class HttpxIntegration(Integration):
     """httpx.Client, httpx.AsyncClient and their subclasses."""
 
@@ -33,6 +74,8 @@ class HttpxIntegration(Integration):
     checked_closers = ("close", "__exit__")
     closers = ()
     async_closers = ("aclose", "__aexit__")
+    requesters = ("send",)  # every request method, and stream()
+    response_name = "httpx.Response"
 
     def foreign(self, mod: ModuleType) -> bool:
         # httpx2.alias_httpx() puts the httpx2 module in sys.modules["httpx"]: its classes
@@ -52,3 +95,14 @@ class HttpxIntegration(Integration):
         return tally((origin(c._origin.scheme.decode("ascii"), c._origin.host.decode("ascii"),
                              c._origin.port), 1)
                      for found in pools for c in found or () if not c.is_closed())
+
+    def on_response(self, session: Any, result: Any, kwargs: Any) -> None:
+        # a response that is not streamed was read whole and closed: skipped
+        if not kwargs.get("stream") or result.is_closed:
+            return
+        slot = pool_request(result)
+        if slot is None:
+            return  # not from a connection pool (a mock or custom transport)
+        url = result.request.url
+        track_response(result, RESPONSES, self.response_name,
+                       origin_of(str(url.scheme), str(url.host), url.port), weakref.ref(slot))

@@ -1,13 +1,34 @@
-"""requests.Session: closed once close() is called (also by `with`)."""
+"""requests.Session: closed once close() is called (also by `with`); streamed responses."""
 
 from __future__ import annotations
 
+import weakref
+
 from ._base import Integration, tally
-from .urllib3 import pool_counts
+from ._responses import ResponseReader, track_response
+from .urllib3 import pool_counts, pool_origin, raw_holds
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+
+class RequestsResponses(ResponseReader):
+    """requests.Response (stream=True): holds its connection through its urllib3 `raw`."""
+
+    name = "requests"
+
+    def holds(self, response: Any) -> bool:
+        return raw_holds(response.raw)
+
+    def held_at_death(self, resources: Any) -> bool | None:
+        # the record's callback runs while the dying Response's attributes still live (its
+        # raw is finalized only after): read the raw through the weak reference now
+        raw = resources()
+        return None if raw is None else raw_holds(raw)
+
+
+RESPONSES = RequestsResponses()
 
 
 class RequestsIntegration(Integration):
@@ -18,6 +39,8 @@ class RequestsIntegration(Integration):
     minimum = (2, 26)
     classes: tuple[tuple[str, str], ...] = (("Session", "requests.Session"),)
     closers = ("close",)
+    requesters = ("send",)
+    reusable = True
 
     def resources(self, session: Any) -> object:
         # the adapters dict: mount() adds to it in place, and adapters never hold the session
@@ -29,3 +52,13 @@ class RequestsIntegration(Integration):
                               *getattr(adapter, "proxy_manager", {}).values())
                     if m is not None]
         return tally(pair for m in managers for pair in pool_counts(m.pools))
+
+    def on_response(self, session: Any, result: Any, kwargs: Any) -> None:
+        # a response that is not streamed was read whole, its connection released: skipped
+        if not kwargs.get("stream"):
+            return
+        raw = getattr(result, "raw", None)
+        if raw is None or not raw_holds(raw):
+            return
+        track_response(result, RESPONSES, "requests.Response", pool_origin(raw._pool),
+                       weakref.ref(raw))

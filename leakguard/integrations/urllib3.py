@@ -1,14 +1,19 @@
-"""urllib3.PoolManager and ProxyManager: closed once clear() is called (also by `with`)."""
+"""urllib3.PoolManager and ProxyManager: closed once clear() is called (also by `with`);
+responses made with preload_content=False."""
 
 from __future__ import annotations
 
 import sys
 
+from .._guard import guard
+from .._tracker import TRACKER
 from ._base import Integration, origin, tally
+from ._responses import ResponseReader, origin_of, snapshot, track_response
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from types import ModuleType
     from typing import Any
 
 
@@ -38,6 +43,35 @@ def pool_counts(pools: Any) -> Iterator[tuple[str, int]]:
             if conn is not None and getattr(conn, "sock", None) is not None)
 
 
+def pool_origin(pool: Any) -> str:
+    """The origin of a connection pool ('' when it is not one)."""
+    if pool is None:
+        return ""
+    return origin_of(str(pool.scheme), str(pool.host), pool.port)
+
+
+def raw_holds(raw: Any) -> bool:
+    """Whether a urllib3 response still holds its connection: not released, body not closed."""
+    return getattr(raw, "_connection", None) is not None and not raw.closed
+
+
+class Urllib3Responses(ResponseReader):
+    """urllib3.HTTPResponse (preload_content=False)."""
+
+    name = "urllib3"
+
+    def holds(self, response: Any) -> bool:
+        return raw_holds(response)
+
+    def resources_closed(self, resources: Any) -> bool:
+        # judged by the snapshot taken when io's finalizer closes it (see _finalizing below);
+        # none means its body was already closed then
+        return True
+
+
+RESPONSES = Urllib3Responses()
+
+
 class Urllib3Integration(Integration):
     """urllib3.PoolManager, urllib3.ProxyManager and their subclasses."""
 
@@ -47,6 +81,8 @@ class Urllib3Integration(Integration):
     below = (3,)
     classes = (("PoolManager", "urllib3.PoolManager"), ("ProxyManager", "urllib3.ProxyManager"))
     closers = ("clear",)
+    requesters = ("urlopen",)
+    reusable = True
     # libraries whose sessions own the PoolManagers they create (requests' and niquests'
     # HTTPAdapter): such a PoolManager is part of that session, never reported on its own
     owners = ("requests", "niquests")
@@ -66,3 +102,38 @@ class Urllib3Integration(Integration):
                 return top in self.owners
             frame = frame.f_back  # type: ignore[assignment]
         return False
+
+    def response_patches(self, mod: ModuleType) -> list[tuple[type, str, Any]]:
+        made = guard("tracking a urllib3 response")
+        closing = guard("closing a urllib3 response")
+
+        def urlopen(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            result = wrapped(*args, **kwargs)
+            # a response still holding its connection (preload_content=False), unless a
+            # library that owns it (requests) tracks it as its own
+            if getattr(result, "_connection", None) is not None:
+                with made:
+                    if not self.owned_elsewhere() and raw_holds(result):
+                        track_response(result, RESPONSES, "urllib3.HTTPResponse",
+                                       pool_origin(instance))
+            return result
+
+        def close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            tracked = bool(TRACKER._live) and id(instance) in TRACKER._live
+            if tracked:
+                with closing:
+                    # io's finalizer closes a dropped response (and says so in _finalizing):
+                    # whether it still held its connection is read now, before that close
+                    if instance.__dict__.get("_finalizing"):
+                        snapshot(instance, RESPONSES)
+                        tracked = False
+            result = wrapped(*args, **kwargs)
+            if tracked:
+                with closing:
+                    TRACKER.close(instance)  # closed by the program: forgotten now
+            return result
+
+        from urllib3 import connectionpool, response
+
+        return [(connectionpool.HTTPConnectionPool, "urlopen", urlopen),
+                (response.HTTPResponse, "close", close)]

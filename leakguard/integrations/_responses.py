@@ -1,0 +1,120 @@
+"""Responses that hold a connection, and the request path of sessions: shared by integrations."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+
+from .. import _stacks
+from .._guard import guard
+from .._tracker import RESPONSE, TRACKER, capture_stack
+from .._usage import note_request, user_depth
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class ResponseReader:
+    """How the tracker reads one library's responses (the tracker's Reader for them).
+
+    A response is judged by whether it still holds a connection: `holds()` while it lives;
+    once it is gone, `held_at_death()` from what the record keeps (weak references only), or
+    the snapshot an integration takes just before the library's own finalizer runs.
+    """
+
+    name = ""
+
+    def resources(self, response: Any) -> object:
+        """Unused for responses: the integration passes what the record keeps."""
+        return None
+
+    def holds(self, response: Any) -> bool:
+        """Whether a live response still holds its connection (the library's own state)."""
+        return False
+
+    def is_closed(self, response: Any) -> bool:
+        """A live response counts as closed once it holds no connection."""
+        return not self.holds(response)
+
+    def held_at_death(self, resources: Any) -> bool | None:
+        """Whether it held a connection as it died; None when it cannot tell."""
+        return None
+
+    def resources_closed(self, resources: Any) -> bool:
+        """At a verdict with nothing known: not reported (no false alarm)."""
+        held = self.held_at_death(resources)
+        return not held
+
+    def connections(self, resources: Any) -> tuple[int | None, list[str]]:
+        """Unused for responses: the record keeps its origin."""
+        return None, []
+
+
+@functools.lru_cache(maxsize=512)
+def origin_of(scheme: str, host: str, port: int | None) -> str:
+    """`scheme://host:port` (default port filled in), one shared string per origin."""
+    if port is None:
+        port = 443 if scheme in ("https", "wss") else 80
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # IPv6, as _base.origin() writes it
+    return f"{scheme}://{host}:{port}"
+
+
+def track_response(response: object, reader: ResponseReader, type_name: str, where: str,
+                   resources: object = None) -> None:
+    """Track a response that holds a connection to `where` (an origin).
+
+    Its stack starts at the user's line that made the request, not in the library.
+    """
+    depth = user_depth(sys._getframe(1))
+    stack = _stacks.capture(TRACKER.stack_depth, depth + 1) if depth else capture_stack(2)
+    record = TRACKER.track(response, reader, type_name, stack, RESPONSE, resources)
+    if record is not None:
+        record.origin = where
+
+
+def snapshot(response: object, reader: ResponseReader) -> None:
+    """Just before the library's finalizer of a dropped response: did it hold a connection?"""
+    record = TRACKER._live.get(id(response))
+    if record is None or record.kind is not RESPONSE:
+        return
+    alive = record()
+    if alive is not None and alive is not response:
+        return
+    record.held = reader.holds(response)
+
+
+def request_wrapper(integration: Any, method: Any) -> Any:
+    """The wrapper of a session method that makes one request: last use, use after close and,
+    when the integration tracks responses, the response it returns."""
+    guarded = guard(f"a request of a {integration.name} session")
+    reusable = integration.reusable
+    closer = integration.closers[0] if integration.closers else "close"
+    on_response = integration.on_response if integration.tracks_responses() else None
+
+    if on_response is not None and inspect.iscoroutinefunction(method):
+        async def after(coro: Any, instance: Any, kwargs: Any) -> Any:
+            result = await coro
+            with guarded:
+                on_response(instance, result, kwargs)
+            return result
+
+        def async_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            with guarded:
+                note_request(instance, reusable, closer)
+            return after(wrapped(*args, **kwargs), instance, kwargs)
+
+        return async_request
+
+    def request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        with guarded:
+            note_request(instance, reusable, closer)
+        result = wrapped(*args, **kwargs)
+        if on_response is not None:
+            with guarded:
+                on_response(instance, result, kwargs)
+        return result
+
+    return request

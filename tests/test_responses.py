@@ -1,0 +1,412 @@
+"""Responses that hold a connection: reported when collected or open at exit, never when clean."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import http.server
+import json
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Callable
+
+import aiohttp
+import httpx
+import pytest
+import requests
+import urllib3
+from conftest import Reports, run_python
+
+import leakguard
+from leakguard._tracker import TRACKER
+
+# /big: 1 MiB (not read at once by anyone), /close: the server closes after the response,
+# anything else: "ok" on a keep-alive connection
+BIG_SERVER = '''
+import http.server, threading
+class _BigH(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = b"x" * (1 << 20) if self.path.startswith("/big") else b"ok"
+        self.send_response(200); self.send_header("Content-Length", str(len(body)))
+        if self.path.startswith("/close"):
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        try:
+            self.wfile.write(body)
+        except OSError:
+            pass
+    def log_message(self, *a): pass
+class _Srv(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    def handle_error(self, request, client_address): pass  # a client that went away
+_big = _Srv(("127.0.0.1", 0), _BigH)
+threading.Thread(target=_big.serve_forever, daemon=True).start()
+BIG = "http://127.0.0.1:%d/" % _big.server_address[1]
+'''
+
+
+@pytest.fixture(scope="module")
+def big_url() -> Iterator[str]:
+    """A server with a 1 MiB body at /big and `Connection: close` at /close."""
+    namespace: dict[str, object] = {}
+    exec(BIG_SERVER, namespace)
+    yield str(namespace["BIG"])
+    server = namespace["_big"]
+    assert isinstance(server, http.server.ThreadingHTTPServer)
+    server.shutdown()
+    server.server_close()
+
+
+def _line(marker: str) -> int:
+    with open(__file__) as f:
+        for n, line in enumerate(f, 1):
+            if marker in line and "_line(" not in line:
+                return n
+    raise AssertionError(marker)
+
+
+def _responses(reports: Reports) -> list[str]:
+    # log records carry no "leakguard: " prefix (stderr does): one shape for both here
+    return ["leakguard: " + t.removeprefix("leakguard: ") for t in reports.warnings()
+            if "Response " in t.split("\n")[0]]
+
+
+# -- requests -----------------------------------------------------------------------------
+
+
+def test_requests_streamed_response_dropped_is_reported_with_the_request_line(
+        reports: Reports, big_url: str) -> None:
+    s = requests.Session()
+
+    def download() -> None:
+        r = s.get(big_url + "big", stream=True)  # REQ-LEAK
+        assert r.status_code == 200
+
+    download()
+    [text] = _responses(reports)
+    port = big_url.split(":")[2].rstrip("/")
+    assert text.startswith("leakguard: requests.Response garbage-collected without close() "
+                           f"(holding a connection to http://127.0.0.1:{port}; created ")
+    assert text.split("\n")[0].endswith("in thread MainThread)")  # no request count
+    lines = text.split("\n")
+    assert lines[1] == "Response created at (most recent call last):"
+    # the stack ends at the user's line, not in requests
+    assert lines[-2].endswith(f'line {_line("REQ-LEAK")}, in download')
+    assert lines[-1].strip() == 'r = s.get(big_url + "big", stream=True)  # REQ-LEAK'
+    s.close()
+
+
+def _requests_clean(s: requests.Session, url: str) -> None:
+    s.get(url + "big", stream=True).content  # noqa: B018  read
+    s.get(url + "big", stream=True).close()
+    with s.get(url + "big", stream=True) as r:
+        assert r.status_code == 200
+    for _ in s.get(url + "big", stream=True).iter_content(65536):
+        pass
+    r = s.get(url + "close", stream=True)  # the server closes: read to its end
+    assert r.content == b"ok"
+    s.get(url + "big")  # not streamed: never tracked at all
+
+
+@pytest.mark.parametrize("lib", ["requests", "urllib3", "httpx", "httpx-async", "aiohttp"])
+def test_clean_paths_are_never_reported(reports: Reports, big_url: str, lib: str) -> None:
+    CLEAN[lib](big_url)
+    gc.collect()
+    assert _responses(reports) == []
+    assert [r for r in TRACKER._live.values() if r.kind == "response"] == []
+
+
+def _clean_requests(url: str) -> None:
+    with requests.Session() as s:
+        _requests_clean(s, url)
+
+
+def _clean_urllib3(url: str) -> None:
+    with urllib3.PoolManager() as pm:
+        pm.request("GET", url + "big", preload_content=False).read()
+        pm.request("GET", url + "big", preload_content=False).release_conn()
+        pm.request("GET", url + "big", preload_content=False).close()
+        pm.request("GET", url + "big", preload_content=False).drain_conn()
+        with pm.request("GET", url + "big", preload_content=False) as r:
+            assert r.status == 200
+        for _ in pm.request("GET", url + "big", preload_content=False).stream(65536):
+            pass
+        assert pm.request("GET", url + "close", preload_content=False).read() == b"ok"
+        pm.request("GET", url + "big")
+
+
+def _clean_httpx(url: str) -> None:
+    with httpx.Client() as c:
+        with c.stream("GET", url + "big") as r:
+            assert r.status_code == 200
+        c.send(c.build_request("GET", url + "big"), stream=True).read()
+        c.send(c.build_request("GET", url + "big"), stream=True).close()
+        for _ in c.send(c.build_request("GET", url + "big"), stream=True).iter_bytes():
+            pass
+        c.send(c.build_request("GET", url + "close"), stream=True).read()
+        c.get(url + "big")
+
+
+def _clean_httpx_async(url: str) -> None:
+    async def main() -> None:
+        async with httpx.AsyncClient() as c:
+            async with c.stream("GET", url + "big") as r:
+                assert r.status_code == 200
+            await (await c.send(c.build_request("GET", url + "big"), stream=True)).aread()
+            await (await c.send(c.build_request("GET", url + "big"), stream=True)).aclose()
+            await c.get(url + "big")
+
+    asyncio.run(main())
+
+
+def _clean_aiohttp(url: str) -> None:
+    async def main() -> None:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(url + "big") as r:
+                assert r.status == 200
+            await (await s.get(url + "big")).read()
+            (await s.get(url + "big")).release()
+            (await s.get(url + "big")).close()
+            r = await s.get(url + "big")
+            async for _ in r.content.iter_chunked(65536):
+                pass
+            await s.get(url + "close")  # the server closed it: not held, even unread
+            gc.collect()
+
+    asyncio.run(main())
+
+
+CLEAN: dict[str, Callable[[str], None]] = {
+    "requests": _clean_requests, "urllib3": _clean_urllib3, "httpx": _clean_httpx,
+    "httpx-async": _clean_httpx_async, "aiohttp": _clean_aiohttp}
+
+
+# -- every library: dropped (gc) and open at exit, in a real process ----------------------
+
+LEAKS = {
+    "requests": ("requests.Response", '''
+import requests
+s = requests.Session()
+def work():
+    r = s.get(BIG + "big", stream=True)  # LEAK
+    return r
+'''),
+    "urllib3": ("urllib3.HTTPResponse", '''
+import urllib3
+pm = urllib3.PoolManager()
+def work():
+    r = pm.request("GET", BIG + "big", preload_content=False)  # LEAK
+    return r
+'''),
+    "httpx": ("httpx.Response", '''
+import httpx
+c = httpx.Client()
+def work():
+    r = c.send(c.build_request("GET", BIG + "big"), stream=True)  # LEAK
+    return r
+'''),
+    "aiohttp": ("aiohttp.ClientResponse", '''
+import asyncio, aiohttp
+loop = asyncio.new_event_loop()
+async def _session():
+    return aiohttp.ClientSession()
+s = loop.run_until_complete(_session())
+async def _work():
+    r = await s.get(BIG + "big")  # LEAK
+    return r
+def work():
+    return loop.run_until_complete(_work())
+'''),
+}
+
+
+@pytest.mark.parametrize("lib", list(LEAKS))
+@pytest.mark.parametrize("when", ["gc", "exit"])
+def test_leaked_response_in_a_process(lib: str, when: str, tmp_path: Path) -> None:
+    type_name, code = LEAKS[lib]
+    if when == "gc":
+        # aiohttp's protocol keeps an unreleased response alive until its session closes
+        ending = ("keep = work()\nloop.run_until_complete(s.close())\ndel keep\n"
+                  if lib == "aiohttp" else "work()\n")
+        ending += "import gc; gc.collect()\nprint('collected', flush=True)\n"
+    else:
+        ending = "keep = work()\n"
+    report = tmp_path / "leaks.jsonl"
+    r = run_python(BIG_SERVER + code + ending,
+                   env={"LEAKGUARD": "1", "LEAKGUARD_REPORT": str(report)})
+    assert r.returncode == 0, r.stderr
+    what = "garbage-collected without close()" if when == "gc" else \
+        "still open at interpreter exit"
+    head = f"leakguard: {type_name} {what} (holding a connection to http://127.0.0.1:"
+    assert r.stderr.count(head) == 1, r.stderr
+    short = type_name.rsplit(".", 1)[-1]
+    block = r.stderr.split(head)[1]
+    assert f"{short} created at (most recent call last):" in block
+    line = (BIG_SERVER + code).splitlines().index(
+        next(x for x in code.splitlines() if "# LEAK" in x)) + 1
+    assert f'app.py", line {line}, in ' in block
+    event = "garbage-collected without close()" if when == "gc" else "still open at exit"
+    assert f"1 leaked response (1 {event})" in r.stderr
+    assert f"  1 x {type_name} created at app.py:{line} in " in r.stderr
+    [rec] = [json.loads(x) for x in report.read_text().splitlines()
+             if json.loads(x)["kind"] == "response"]
+    assert rec["event"] == when and rec["type"] == type_name
+    assert rec["requests"] is None and rec["last_use"] is None
+    assert rec["connections"] == 1 and rec["origins"][0].startswith("http://127.0.0.1:")
+    assert rec["stack"][-1]["line"] == line
+
+
+def test_responses_off_tracks_none(big_url: str) -> None:
+    r = run_python(BIG_SERVER + LEAKS["requests"][1] + "keep = work()\n",
+                   env={"LEAKGUARD": "1", "LEAKGUARD_RESPONSES": "0"})
+    assert "Response" not in r.stderr
+    assert "leakguard: 1 leaked session (1 still open at exit)" in r.stderr
+
+
+def test_summary_has_one_clause_per_kind() -> None:
+    code = BIG_SERVER + LEAKS["requests"][1] + "work()\n"
+    r = run_python(code, env={"LEAKGUARD": "1"})
+    assert ("leakguard: 1 leaked session (1 still open at exit); "
+            "1 leaked response (1 garbage-collected without close())") in r.stderr
+
+
+def test_non_streamed_requests_are_not_tracked(reports: Reports, big_url: str) -> None:
+    with requests.Session() as s:
+        before = len(TRACKER)
+        r = s.get(big_url)
+        assert len(TRACKER) == before
+        assert r.content == b"ok"
+
+
+# -- what the record keeps ------------------------------------------------------------------
+
+
+def _socket_closed_when_dropped(lib: str, url: str) -> bool:
+    """Drop an unread response; is its socket gone at once (as the library alone does)?"""
+    sock: Any
+    if lib == "requests":
+        with requests.Session() as s:
+            r = s.get(url + "big", stream=True)
+            sock = weakref.ref(r.raw._connection.sock)
+            del r
+            return sock() is None
+    if lib == "urllib3":
+        with urllib3.PoolManager() as pm:
+            u = pm.request("GET", url + "big", preload_content=False)
+            sock = weakref.ref(u._connection.sock)
+            del u
+            return sock() is None
+    assert lib == "aiohttp"
+
+    async def main() -> bool:
+        async with aiohttp.ClientSession() as s:
+            a = await s.get(url + "big")
+            transport = a.connection.transport
+            del a
+            gc.collect()
+            # aiohttp's own protocol keeps it (and its socket) until the session closes
+            return bool(transport.is_closing())
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("lib", ["requests", "urllib3", "aiohttp"])
+def test_dropped_response_socket_closes_exactly_as_without_leakguard(
+        big_url: str, lib: str) -> None:
+    gc.collect()
+    without = _socket_closed_when_dropped(lib, big_url)
+    leakguard.enable()
+    try:
+        with_it = _socket_closed_when_dropped(lib, big_url)
+    finally:
+        leakguard.disable()
+    assert with_it == without
+    if lib != "aiohttp":
+        assert with_it  # reference counting closes it at once, leakguard or not
+
+
+def test_record_holds_the_response_weakly(reports: Reports, big_url: str) -> None:
+    with httpx.Client() as c:
+        r = c.send(c.build_request("GET", big_url + "big"), stream=True)
+        ref = weakref.ref(r)
+        r.close()
+        del r
+        gc.collect()
+        assert ref() is None
+
+
+def test_check_raises_for_a_leaked_response(reports: Reports, big_url: str) -> None:
+    s = requests.Session()
+    with pytest.raises(leakguard.LeakError) as info:
+        with leakguard.check():
+            s.get(big_url + "big", stream=True)
+    s.close()
+    assert str(info.value).startswith("1 leaked response\nleakguard: requests.Response ")
+
+
+def test_suppressed_like_a_session(tmp_path: Path) -> None:
+    rules = tmp_path / "supp.txt"
+    rules.write_text("leak:work\n")
+    code = BIG_SERVER + LEAKS["urllib3"][1] + "work()\n"
+    r = run_python(code, env={"LEAKGUARD": "1", "LEAKGUARD_SUPPRESSIONS": str(rules),
+                              "LEAKGUARD_EXITCODE": "3"})
+    assert "garbage-collected" not in r.stderr
+    assert "1 suppressed" in r.stderr and r.returncode == 3  # the PoolManager is open
+
+
+def test_exitcode_counts_responses(tmp_path: Path) -> None:
+    code = BIG_SERVER + LEAKS["httpx"][1] + "work()\nimport gc; gc.collect()\nc.close()\n"
+    r = run_python(code, env={"LEAKGUARD": "1", "LEAKGUARD_EXITCODE": "7"})
+    assert "leakguard: 1 leaked response" in r.stderr
+    assert r.returncode == 7
+
+
+# -- the bug this catches: a pool that runs dry ---------------------------------------------
+
+POOL_DEMO = '''
+import gc, httpx
+c = httpx.Client(limits=httpx.Limits(max_connections=1), timeout=httpx.Timeout(5, pool=0.5))
+def first():
+    r = c.send(c.build_request("GET", BIG + "big"), stream=True)  # FIRST
+first()
+gc.collect()
+try:
+    c.get(BIG)
+    print("second: ok")
+except httpx.PoolTimeout:
+    print("second: PoolTimeout")
+'''
+
+
+@pytest.mark.parametrize("active", [False, True])
+def test_pool_exhaustion_names_the_first_request(active: bool) -> None:
+    env = {"LEAKGUARD": "1"} if active else {}
+    r = run_python(BIG_SERVER + POOL_DEMO, env=env)
+    assert "second: PoolTimeout" in r.stdout, r.stderr
+    if not active:
+        assert "leakguard" not in r.stderr
+        return
+    line = (BIG_SERVER + POOL_DEMO).splitlines().index(
+        '    r = c.send(c.build_request("GET", BIG + "big"), stream=True)  # FIRST') + 1
+    head = r.stderr.index("leakguard: httpx.Response garbage-collected without close()")
+    # reported at the collection, before the second request timed out
+    assert f'app.py", line {line}, in first' in r.stderr[head:]
+
+
+def test_async_httpx_response_leak(reports: Reports, big_url: str) -> None:
+    async def main() -> None:
+        async with httpx.AsyncClient() as c:
+            async def fetch() -> None:
+                await c.send(c.build_request("GET", big_url + "big"), stream=True)  # ASYNC
+
+            await fetch()
+            gc.collect()
+
+    asyncio.run(main())
+    [text] = _responses(reports)
+    assert text.startswith("leakguard: httpx.Response garbage-collected without close()")
+    assert f'line {_line("# ASYNC")}, in fetch' in text
+
