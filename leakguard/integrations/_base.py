@@ -13,7 +13,35 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from types import ModuleType
-    from typing import Any
+    from typing import Any, Callable, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
+
+
+# CPython's warnings (the C _warnings and warnings.py alike, 3.9 to 3.13) take a frame whose
+# file name contains both "importlib" and "_bootstrap" for the import system's and, walking up
+# for a stacklevel above 1, skip it without counting it. The wrappers get such a name, so a
+# library's warnings.warn(..., stacklevel=2) in a patched __init__ or close names its caller's
+# line as it would without leakguard, and the program's filterwarnings rules keep matching.
+# Tracebacks show the wrapper frame under that name, with its source line (linecache is
+# given this file's lines under it); the C printer of 3.9-3.12 prints no source line for it.
+_WRAPPER_FILE = f"{__file__} [a wrapper, named for importlib._bootstrap: warnings skip it]"
+
+
+def unseen_by_warnings(function: F) -> F:
+    """The wrapper function under a file name that warnings skip (see _WRAPPER_FILE)."""
+    function.__code__ = function.__code__.replace(co_filename=_WRAPPER_FILE)
+    import linecache
+
+    if _WRAPPER_FILE not in linecache.cache:
+        try:
+            with open(__file__, encoding="utf-8") as f:
+                lines = f.readlines()
+        except OSError:  # no source shipped: tracebacks show the frame without its line
+            return function
+        # no modification time: linecache.checkcache() keeps the entry
+        linecache.cache[_WRAPPER_FILE] = (sum(map(len, lines)), None, lines, _WRAPPER_FILE)
+    return function
 
 
 def origin(scheme: object, host: object, port: object) -> str:
@@ -197,7 +225,7 @@ class Integration:
                               capture_stack(instance=instance))
             return result
 
-        return init
+        return unseen_by_warnings(init)
 
     def _close_wrapper(self, checked: bool) -> Any:
         guarded = guard(f"closing a {self.name} session")
@@ -209,7 +237,7 @@ class Integration:
                     TRACKER.close(instance, closed_here() if self.reusable else None)
             return result
 
-        return close
+        return unseen_by_warnings(close)
 
     def _async_close_wrapper(self) -> Any:
         guarded = guard(f"closing a {self.name} session")
@@ -220,7 +248,7 @@ class Integration:
                 TRACKER.close_called(instance)
             return result
 
-        return close_called
+        return unseen_by_warnings(close_called)
 
     # -- the request path and responses (see _responses.py) -------------------------------
 
