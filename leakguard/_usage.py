@@ -97,7 +97,8 @@ def _reused(record: Record, closer: str) -> None:
     reporter = _api._STATE.reporter
     if reporter is None:
         return
-    use = _stacks.capture(TRACKER.stack_depth, 3)
+    depth = user_depth(sys._getframe(1))  # the stack of the use starts at the user's line
+    use = _stacks.capture(TRACKER.stack_depth, depth + 1 if depth else 3)
     leak = _report.Leak(record, "reused")
     if reporter.suppressions is not None and reporter.suppressions.match(leak) is not None:
         return
