@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import NamedTuple
 
 CONFTEST = '''
 import http.server, threading
@@ -155,7 +156,16 @@ def flagged(path: str) -> set[str]:
         return {json.loads(line).get("test", "") for line in f if line.strip()}
 
 
-def measure(python: str, tests: int, heap_mb: int, rounds: int) -> dict[str, object]:
+class Measured(NamedTuple):
+    """Seconds per configuration (wall and CPU), the leaking tests, and what was flagged."""
+
+    times: dict[str, list[float]]
+    cpu: dict[str, list[float]]
+    leaking: set[str]
+    flagged: dict[str, set[str]]
+
+
+def measure(python: str, tests: int, heap_mb: int, rounds: int) -> Measured:
     """Time the three configurations alternately; check what each flagged."""
     with tempfile.TemporaryDirectory(prefix="leakguard-suite-") as root:
         leaking = generate(root, tests, heap_mb)
@@ -180,15 +190,12 @@ def measure(python: str, tests: int, heap_mb: int, rounds: int) -> dict[str, obj
                 cpu[name].append(used)
             # what the last round flagged (each round writes the same)
             found = {c: flagged(p) for c, p in reports.items()}
-        return {"times": times, "cpu": cpu, "leaking": leaking, "flagged": found}
+        return Measured(times, cpu, leaking, found)
 
 
-def report(result: dict[str, object]) -> tuple[bool, bool]:
+def report(result: Measured) -> tuple[bool, bool]:
     """Print the table; whether the timing targets were met, and the verdicts right."""
-    times: dict[str, list[float]] = result["times"]  # type: ignore[assignment]
-    cpu: dict[str, list[float]] = result["cpu"]  # type: ignore[assignment]
-    leaking: set[str] = result["leaking"]  # type: ignore[assignment]
-    found: dict[str, set[str]] = result["flagged"]  # type: ignore[assignment]
+    times, cpu, leaking, found = result
     base, base_cpu = statistics.median(times["plain"]), statistics.median(cpu["plain"])
     ok = right_all = True
     print(f"plain pytest: {base:.2f} s wall, {base_cpu:.2f} s CPU (medians of "

@@ -217,6 +217,21 @@ def main() -> int:
         p_one, p_sixteen = (float(x) for x in out.split()[-2:])
         table.value("16 threads vs 1, dormant (context)", f"{p_one:.0f} -> {p_sixteen:.0f} "
                     "sessions/s", f"{p_sixteen / p_one:.2f}", "", True)
+
+        # 7. the pytest plugin on a synthetic suite (benchmarks/pytest_suite.py)
+        import pytest_suite
+
+        suite = pytest_suite.measure(hooked, 200 if quick else 2000, 20 if quick else 200,
+                                     2 if quick else 5)
+        times, found = suite.times, suite.flagged
+        for name, label, target in (("flag", "pytest --leakguard", 1.10),
+                                    ("env", "LEAKGUARD=1 pytest", 1.05)):
+            table.ratio(f"{label}, synthetic suite", times["plain"], times[name], target,
+                        unit="s", scale=1.0)
+        table.value("  leaking tests flagged (--leakguard, LEAKGUARD=1)",
+                    f"{len(found['flag'])}, {len(found['env'])} of {len(suite.leaking)}",
+                    "", "exactly those",
+                    found["flag"] == suite.leaking == found["env"])
     print()
     table.print()
     return 0
