@@ -49,7 +49,9 @@ def claimer(path: str) -> Callable[[Record, Leak], bool]:
 def install(reporter: Reporter) -> None:
     """In a child of a checked pytest run: send this process's leaks to the parent."""
     path = os.environ.get(CHILDREN)
-    if path:
+    # the file is named after the pytest process that reads it: there, enable() called
+    # again (by a test) must not send that process's own leaks to itself
+    if path and not path.endswith(f"-{os.getpid()}.jsonl"):
         reporter.claimer = claimer(path)
 
 

@@ -331,3 +331,19 @@ def test_after(n):
     leaky = _details(checked).split("ERROR at teardown of test_leaky")[1]
     assert "coroutine 'never' was never awaited" in leaky
     assert "leakguard: test test_w.py::test_leaky leaked 1 session" in leaky
+
+
+def test_xdist_warn_mode_summary_in_the_controller(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_x=HEADER + '''
+@pytest.mark.parametrize("n", range(4))
+def test_many(n):
+    if n % 2 == 0:
+        requests.Session()
+''')
+    r = _run(pytester, "-p", "xdist", "-n", "2", "--leakguard-mode=warn")
+    r.assert_outcomes(passed=4)
+    out = r.stdout.str().split("leakguard: leaked sessions")[1]
+    assert "leakguard: 2 leaked sessions (2 garbage-collected without close()) in 2 tests" \
+           in out
+    assert "leakguard: test test_x.py::test_many[0] leaked 1 session" in out
+    assert "leakguard: test test_x.py::test_many[2] leaked 1 session" in out
