@@ -34,11 +34,17 @@ def capture(depth: int, skip: int = 1, instance: object = None) -> Stack:
     out: list[CodeType | int] = []
     append = out.append
     chain = instance is not None
+    internal = _internal_dirs() if chain else ()
     while frame is not None and depth:
         code = frame.f_code
         append(code)
         if chain:
-            chain = _in_chain(frame, code, instance)
+            # a constructor whose `self` is the session, or wrapt's pure-Python wrapper
+            # between two; the name is tested first: an ordinary caller costs a set lookup
+            if code.co_name in _CTOR_NAMES and code.co_argcount:
+                chain = frame.f_locals.get(code.co_varnames[0]) is instance
+            else:
+                chain = code.co_filename.startswith(internal)
             append(~frame.f_lasti if chain else frame.f_lasti)
         else:
             append(frame.f_lasti)
@@ -48,14 +54,6 @@ def capture(depth: int, skip: int = 1, instance: object = None) -> Stack:
 
 
 _CTOR_NAMES = frozenset(("__init__", "__post_init__", "__attrs_post_init__"))
-
-
-def _in_chain(frame: FrameType, code: CodeType, instance: object) -> bool:
-    # A constructor whose `self` is the session, or wrapt's pure-Python wrapper between two;
-    # the name is tested first so that an ordinary caller costs one set lookup.
-    if code.co_name in _CTOR_NAMES and code.co_argcount:
-        return frame.f_locals.get(code.co_varnames[0]) is instance
-    return code.co_filename.startswith(_internal_dirs())
 
 
 _INTERNED: dict[tuple[object, ...], Stack] = {}

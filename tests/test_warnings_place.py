@@ -25,6 +25,9 @@ class Client:
 
     def close(self):
         warnings.warn("close() is deprecated", DeprecationWarning, stacklevel=2)
+
+    def fetch(self):
+        warnings.warn("fetch() is deprecated", DeprecationWarning, stacklevel=2)
 '''
 
 
@@ -33,6 +36,7 @@ class FakeIntegration(Integration):
     module = "fakewarnlib"
     classes = (("Client", "fakewarnlib.Client"),)
     closers = ("close",)
+    requesters = ("fetch",)
 
 
 @pytest.fixture
@@ -56,10 +60,12 @@ def test_stacklevel_2_names_the_callers_line(client_class: type) -> None:
         warnings.simplefilter("always")
         c = client_class()
         line = sys._getframe().f_lineno - 1
+        c.fetch()
         c.close()
     assert [(w.filename, w.lineno, str(w.message)) for w in caught] == [
         (__file__, line, "Client() is deprecated"),
-        (__file__, line + 2, "close() is deprecated")]
+        (__file__, line + 2, "fetch() is deprecated"),
+        (__file__, line + 3, "close() is deprecated")]
 
 
 def test_filterwarnings_keyed_on_the_callers_module_still_match(client_class: type) -> None:

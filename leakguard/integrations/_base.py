@@ -7,41 +7,14 @@ import os
 from .. import _stacks
 from .._guard import guard
 from .._tracker import TRACKER, capture_stack
+from .._unseen import unseen_by_warnings
 from .._usage import closed_here
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from types import ModuleType
-    from typing import Any, Callable, TypeVar
-
-    F = TypeVar("F", bound=Callable[..., Any])
-
-
-# CPython's warnings (the C _warnings and warnings.py alike, 3.9 to 3.13) take a frame whose
-# file name contains both "importlib" and "_bootstrap" for the import system's and, walking up
-# for a stacklevel above 1, skip it without counting it. The wrappers get such a name, so a
-# library's warnings.warn(..., stacklevel=2) in a patched __init__ or close names its caller's
-# line as it would without leakguard, and the program's filterwarnings rules keep matching.
-# Tracebacks show the wrapper frame under that name, with its source line (linecache is
-# given this file's lines under it); the C printer of 3.9-3.12 prints no source line for it.
-_WRAPPER_FILE = f"{__file__} [a wrapper, named for importlib._bootstrap: warnings skip it]"
-
-
-def unseen_by_warnings(function: F) -> F:
-    """The wrapper function under a file name that warnings skip (see _WRAPPER_FILE)."""
-    function.__code__ = function.__code__.replace(co_filename=_WRAPPER_FILE)
-    import linecache
-
-    if _WRAPPER_FILE not in linecache.cache:
-        try:
-            with open(__file__, encoding="utf-8") as f:
-                lines = f.readlines()
-        except OSError:  # no source shipped: tracebacks show the frame without its line
-            return function
-        # no modification time: linecache.checkcache() keeps the entry
-        linecache.cache[_WRAPPER_FILE] = (sum(map(len, lines)), None, lines, _WRAPPER_FILE)
-    return function
+    from typing import Any
 
 
 def origin(scheme: object, host: object, port: object) -> str:

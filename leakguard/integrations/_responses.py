@@ -9,6 +9,7 @@ import sys
 from .. import _stacks
 from .._guard import guard
 from .._tracker import RESPONSE, TRACKER, capture_stack
+from .._unseen import unseen_by_warnings
 from .._usage import note_request, user_depth
 
 TYPE_CHECKING = False
@@ -106,7 +107,8 @@ def request_wrapper(integration: Any, method: Any) -> Any:
                 note_request(instance, reusable, closer)
             return after(wrapped(*args, **kwargs), instance, kwargs)
 
-        return async_request
+        unseen_by_warnings(after)
+        return unseen_by_warnings(async_request)
 
     def request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         with guarded:
@@ -117,4 +119,4 @@ def request_wrapper(integration: Any, method: Any) -> Any:
                 on_response(instance, result, kwargs)
         return result
 
-    return request
+    return unseen_by_warnings(request)
