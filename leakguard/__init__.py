@@ -10,11 +10,12 @@ from warning about it (a warning that `-W error` would turn into a failed run).
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["LeakError", "check", "disable", "enable", "is_enabled", "open_sessions"]
+__all__ = ["LeakError", "census", "check", "disable", "enable", "is_enabled",
+           "open_sessions"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._api import LeakError, check, disable, enable, is_enabled, open_sessions
+    from ._api import LeakError, census, check, disable, enable, is_enabled, open_sessions
 
 
 def __getattr__(name: str) -> object:

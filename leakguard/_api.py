@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 
-from . import _exit, _hooks, _report
+from . import _census, _exit, _hooks, _report, _sigterm
 from ._config import ROOT_PID, Options
 from ._guard import guard, internal_error
 from ._tracker import TRACKER
@@ -43,6 +43,8 @@ class _State:
         self.integrations: dict[str, Integration] = {}
         self.atexit_registered = False
         self.pid = os.getpid()
+        self.leaks = _census.Leaks()
+        self.ticker: _census.Ticker | None = None
 
 
 _STATE = _State()
@@ -68,7 +70,11 @@ def enable(**options: Any) -> None:
         # the leakguard logger passes its reports whatever the root logger's level
         _report.set_level(logging.DEBUG if opts.log == "debug" else logging.WARNING)
         TRACKER.stack_depth = opts.stack_depth
-        TRACKER.on_leaks = reporter.leaked
+        _STATE.leaks = leaks = _census.Leaks()
+        TRACKER.on_leaks = leaks.sink(reporter)
+        from ._sites import Sites
+
+        TRACKER.sites = Sites(opts.max_open, opts.report, _report.emit)
         TRACKER.on_event = reporter.lifecycle if opts.log == "debug" else None
         TRACKER.start()
         _STATE.enabled = True
@@ -86,6 +92,11 @@ def enable(**options: Any) -> None:
             _STATE.atexit_registered = True
         if opts.exitcode is not None:
             _exit.record_exit_requests()
+        if opts.sigterm:
+            _sigterm.install(_exit_report)
+        if opts.interval:
+            _STATE.ticker = _census.Ticker(opts.interval, TRACKER, leaks, opts.report)
+            _STATE.ticker.start()
         os.environ.setdefault(ROOT_PID, str(os.getpid()))
 
 
@@ -130,6 +141,11 @@ def disable() -> None:
         TRACKER.stop()
         TRACKER.on_leaks = None
         TRACKER.on_event = None
+        TRACKER.sites = None
+        _sigterm.uninstall()
+        if _STATE.ticker is not None:
+            _STATE.ticker.stop()
+            _STATE.ticker = None
         _STATE.enabled = False
 
 
@@ -150,11 +166,25 @@ def _exit_prepare() -> None:
         _report.count_connections_now([r for r, e in TRACKER.collect_open() if e == "exit"])
 
 
+def census() -> list[dict[str, object]]:
+    """One dict per (kind, type, creation site) with something open now, largest first."""
+    if not _STATE.enabled:
+        return []
+    return _census.census(TRACKER)
+
+
 def _exit_report() -> int:
     """Report every session still open, then the summary; the count of reported leaks."""
+    with _sigterm.reporting():  # a SIGTERM meanwhile kills the process once it is written
+        return _report_open_at_exit()
+
+
+def _report_open_at_exit() -> int:
     reporter = _STATE.reporter
     if not _STATE.enabled or reporter is None or _STATE.pid != os.getpid() or TRACKER.done:
         return 0
+    if _STATE.ticker is not None:  # no census during the exit report and after it
+        _STATE.ticker.stop()
     leaks = TRACKER.collect_open(mark_done=True)
     if leaks:
         reporter.leaked(leaks)
@@ -175,6 +205,8 @@ def _after_fork() -> None:
             reporter.lock = threading.Lock()
         _STATE.pid = os.getpid()
         _exit.run_exit_report_in_child()
+        if _STATE.ticker is not None:
+            _STATE.ticker.after_fork()
 
 
 class check:

@@ -12,6 +12,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+NOT_LEAKS = ("crowd", "census")  # other events of LEAKGUARD_REPORT files
+
+
 def site_of(stack: list[dict[str, object]], record: dict[str, object] | None = None) -> str:
     """The record's creation site as file:line in func: its `site`, else from its stack.
 
@@ -39,6 +42,8 @@ def read_records(paths: Iterable[str]) -> tuple[list[dict[str, object]], list[st
                     except ValueError:
                         problems.append(f"{path}:{n}: not a JSON record")
                         continue
+                    if isinstance(rec, dict) and rec.get("event") in NOT_LEAKS:
+                        continue  # a long-running process's news, not a leak
                     if isinstance(rec, dict) and "type" in rec:
                         records.append(rec)
                     else:

@@ -45,6 +45,24 @@ if TYPE_CHECKING:
         def held_at_death(self, resources: Any) -> bool | None:
             """A response's: whether it held a connection as it died; None: cannot tell."""
 
+    class SiteCounts(Protocol):
+        """Per-creation-site open counts (_sites.Sites), updated with the registry."""
+
+        def opened(self, record: Record) -> Any:
+            """Count a new record; a site to warn about (max-open), else None."""
+
+        def closed(self, record: Record) -> None:
+            """A record left the registry."""
+
+        def reopened(self, record: Record) -> None:
+            """A closed record is back in the registry (used after close)."""
+
+        def warn(self, site: Any, record: Record) -> None:
+            """The max-open warning, outside the tracker's lock."""
+
+        def reset(self) -> None:
+            """Forget every count (after fork)."""
+
 
 class Record(weakref.ref):  # type: ignore[type-arg]
     """What leakguard knows of one tracked session: itself a weak reference to the session.
@@ -56,7 +74,7 @@ class Record(weakref.ref):  # type: ignore[type-arg]
     __slots__ = ("close_called", "closed", "closed_at", "created", "held", "integration", "key",
                  "kind",
                  "last_code", "last_lasti", "last_time", "origin", "owner", "resources", "seq",
-                 "stack", "task", "thread", "type_name", "uses")
+                 "site", "stack", "task", "thread", "type_name", "uses")
 
     def __new__(cls, session: object, callback: Callable[[Record], None], *args: object,
                 ) -> Record:
@@ -91,6 +109,7 @@ class Record(weakref.ref):  # type: ignore[type-arg]
         # (None: not known yet); and the origin it holds a connection to
         self.held: bool | None = None
         self.origin = ""
+        self.site: Any = None  # its creation site's counts (a _sites.Site)
 
     def age(self) -> float:
         """Seconds since the session was created."""
@@ -132,6 +151,7 @@ class Tracker:
         self.owner_of: Callable[[Stack], object] | None = None
         # owner -> its live records by seq: a verdict for one owner touches only its own
         self._owned: dict[object, dict[int, Record]] = {}
+        self.sites: SiteCounts | None = None  # per-site open counts (census, max-open)
 
     # -- lifecycle of the tracker --------------------------------------------------------
 
@@ -158,6 +178,8 @@ class Tracker:
         self._closed = {}
         self._dead = deque()
         self._owned = {}
+        if self.sites is not None:
+            self.sites.reset()
 
     # -- the hot path ----------------------------------------------------------------------
 
@@ -184,6 +206,10 @@ class Tracker:
             self._live[key] = record
             if owner is not None:
                 self._owned.setdefault(owner, {})[record.seq] = record
+            sites = self.sites
+            crowded = sites.opened(record) if sites is not None else None
+        if crowded is not None and sites is not None:
+            sites.warn(crowded, record)
         if old is not None:  # an earlier session at this address died unjudged: judge it now
             self._report_if_open([old])
         if self.on_event is not None:
@@ -243,6 +269,8 @@ class Tracker:
             self._live[record.key] = record
             if record.owner is not None:
                 self._owned.setdefault(record.owner, {})[record.seq] = record
+            if self.sites is not None:
+                self.sites.reopened(record)
         return True
 
     # -- deaths and verdicts --------------------------------------------------------------
@@ -348,7 +376,9 @@ class Tracker:
                     self._unown(record)
 
     def _unown(self, record: Record) -> None:
-        # with the lock held: the record is no longer live
+        # with the lock held: the record is no longer live (called once as it leaves _live)
+        if self.sites is not None:
+            self.sites.closed(record)
         owned = self._owned.get(record.owner) if record.owner is not None else None
         if owned is not None:
             owned.pop(record.seq, None)

@@ -102,7 +102,8 @@ def test_asyncio_tasks_each_named(reports: Reports, server_url: str, stress: boo
 
     asyncio.run(main())
     gc.collect()
-    texts = reports.warnings()
+    # 100 sessions open at once from one line: also the max-open warning (not a leak)
+    texts = [t for t in reports.warnings() if " open at once, " not in t]
     assert len(texts) == tasks // 10
     named = sorted(int(t.split(", task worker-")[1].split(";")[0].split(")")[0]) for t in texts)
     assert named == list(range(0, tasks, 10))

@@ -1,0 +1,196 @@
+"""LEAKGUARD_SIGTERM: the exit report when SIGTERM ends a program without a handler of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+# Holds two sessions, says "ready", then waits to be ended.
+SERVER = textwrap.dedent('''
+    import os, signal, sys, time, requests
+    {before}
+    KEPT = [requests.Session() for _ in range(2)]
+    {after}
+    print("ready", os.getpid(), flush=True)
+    time.sleep(60)
+    print("not killed", flush=True)
+''')
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEAKGUARD")}
+    env.update(extra)
+    return env
+
+
+def _terminate(argv: list[str], env: dict[str, str], cwd: Path,
+               wait_for: str = "ready") -> tuple[int, str, str]:
+    """Start argv, wait for its ready line, send SIGTERM, return (status, stdout, stderr)."""
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert first.startswith(wait_for), (first, proc.stderr.read() if proc.stderr else "")
+    pid = int(first.split()[1])
+    os.kill(pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, first + out, err
+
+
+def _script(tmp_path: Path, before: str = "", after: str = "") -> Path:
+    path = tmp_path / "server.py"
+    path.write_text(SERVER.format(before=before, after=after))
+    return path
+
+
+def test_sigterm_writes_the_exit_report_then_dies_of_sigterm(tmp_path: Path) -> None:
+    report = tmp_path / "r.jsonl"
+    status, out, err = _terminate([sys.executable, str(_script(tmp_path))],
+                                  _env(LEAKGUARD="1", LEAKGUARD_REPORT=str(report)), tmp_path)
+    assert status == -signal.SIGTERM
+    assert "not killed" not in out
+    assert err.count("requests.Session still open at interpreter exit") == 2
+    assert "leakguard: 2 leaked sessions (2 still open at exit)" in err
+    assert "  2 x requests.Session created at server.py:4 in <" in err
+    records = [json.loads(line) for line in report.read_text().splitlines()]
+    assert [r["event"] for r in records] == ["exit", "exit"]
+
+
+def test_status_seen_by_a_shell_is_143(tmp_path: Path) -> None:
+    script = _script(tmp_path)
+    r = subprocess.run(["sh", "-c", f'"{sys.executable}" "{script}" > out.txt & pid=$!; '
+                        "until grep -q ready out.txt; do sleep 0.1; done; "
+                        'kill -TERM $pid; wait $pid; echo "status $?"'],
+                       env=_env(LEAKGUARD="1"), cwd=tmp_path, capture_output=True,
+                       text=True, timeout=60)
+    assert "status 143" in r.stdout, (r.stdout, r.stderr)
+    assert "leakguard: 2 leaked sessions (2 still open at exit)" in r.stderr
+
+
+def test_the_programs_own_handler_runs_and_decides(tmp_path: Path) -> None:
+    # installed after leakguard started (LEAKGUARD=1): it replaces ours, and exits 0
+    after = "signal.signal(signal.SIGTERM, lambda *a: (print('own handler', flush=True), " \
+            "sys.exit(0)))"
+    status, out, err = _terminate([sys.executable, str(_script(tmp_path, after=after))],
+                                  _env(LEAKGUARD="1"), tmp_path)
+    assert status == 0
+    assert "own handler" in out
+    # the process then exits normally: the ordinary exit report, once
+    assert err.count("leakguard: 2 leaked sessions (2 still open at exit)") == 1
+
+
+def test_a_handler_installed_before_enable_is_never_replaced(tmp_path: Path) -> None:
+    before = textwrap.dedent('''
+        def own(signum, frame):
+            print("own handler", flush=True)
+            sys.exit(3)
+        signal.signal(signal.SIGTERM, own)
+        import leakguard
+        leakguard.enable()
+        assert signal.getsignal(signal.SIGTERM) is own
+    ''')
+    status, out, err = _terminate([sys.executable, str(_script(tmp_path, before=before))],
+                                  _env(), tmp_path)
+    assert status == 3
+    assert "own handler" in out
+    assert err.count("leakguard: 2 leaked sessions (2 still open at exit)") == 1
+
+
+def test_ignored_sigterm_stays_ignored(tmp_path: Path) -> None:
+    before = "signal.signal(signal.SIGTERM, signal.SIG_IGN)\nimport leakguard\n" \
+             "leakguard.enable()\nassert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN"
+    script = _script(tmp_path, before=before)
+    proc = subprocess.Popen([sys.executable, str(script)], env=_env(), cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().startswith("ready")
+    proc.send_signal(signal.SIGTERM)
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.wait(timeout=1)
+    proc.kill()
+    proc.communicate()
+
+
+def test_leakguard_sigterm_0_leaves_sigterm_alone(tmp_path: Path) -> None:
+    status, _, err = _terminate([sys.executable, str(_script(tmp_path))],
+                                _env(LEAKGUARD="1", LEAKGUARD_SIGTERM="0"), tmp_path)
+    assert status == -signal.SIGTERM
+    assert err == ""
+
+
+def test_disable_puts_the_default_back() -> None:
+    import leakguard
+
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    leakguard.enable()
+    try:
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    finally:
+        leakguard.disable()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+POOL = textwrap.dedent('''
+    import multiprocessing, os, sys, time, requests
+
+    KEPT = []
+
+    def work(n):
+        KEPT.append(requests.Session())  # kept by the worker: open when it is terminated
+        return os.getpid()
+
+    if __name__ == "__main__":
+        ctx = multiprocessing.get_context(sys.argv[1])
+        pool = ctx.Pool(2)
+        pids = set(pool.map(work, range(8), chunksize=1))
+        time.sleep(0.5)
+        pool.terminate()
+        pool.join()
+        print("workers", len(pids), flush=True)
+''')
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_pool_terminate_reports_the_workers_leaks(tmp_path: Path, method: str) -> None:
+    if method not in __import__("multiprocessing").get_all_start_methods():
+        pytest.skip(f"no {method} here")
+    (tmp_path / "pool.py").write_text(POOL)
+    report = tmp_path / "r.jsonl"
+    r = subprocess.run([sys.executable, "pool.py", method], cwd=tmp_path,
+                       env=_env(LEAKGUARD="1", LEAKGUARD_REPORT=str(report)),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    workers = int(r.stdout.split()[1])
+    records = [json.loads(line) for line in report.read_text().splitlines()]
+    by_pid: dict[int, int] = {}
+    for rec in records:
+        assert rec["event"] == "exit" and rec["type"] == "requests.Session"
+        by_pid[int(rec["pid"])] = by_pid.get(int(rec["pid"]), 0) + 1
+    assert len(by_pid) == workers  # every terminated worker reported its own sessions
+    assert sum(by_pid.values()) == 8
+
+
+def test_run_exitcode_counts_a_terminated_childs_leaks(tmp_path: Path) -> None:
+    # the child is ended by SIGTERM: its report is written, run exits as a shell would (143)
+    script = _script(tmp_path)
+    status, _, err = _terminate(
+        [sys.executable, "-m", "leakguard", "run", "--exitcode", "7", "--",
+         sys.executable, str(script)], _env(), tmp_path)
+    assert status == 128 + signal.SIGTERM
+    assert "leakguard: 2 leaked sessions (2 still open at exit)" in err
+    # a parent that exits 0 after terminating its pool's workers: their leaks count
+    (tmp_path / "pool.py").write_text(POOL)
+    r = subprocess.run([sys.executable, "-m", "leakguard", "run", "--exitcode", "7", "--",
+                        sys.executable, "pool.py", "fork"], cwd=tmp_path, env=_env(),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 7, r.stderr
+    assert "still open at interpreter exit" in r.stderr
