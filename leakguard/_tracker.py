@@ -413,6 +413,11 @@ class Tracker:
             n = next(self._seq)
         return n
 
+    def live_records(self) -> list[Record]:
+        """A snapshot of the records tracked now (open, or dead with the verdict pending)."""
+        with self._lock:
+            return list(self._live.values())
+
     def __len__(self) -> int:
         return len(self._live)
 
