@@ -94,6 +94,10 @@ def enable(**options: Any) -> None:
             _exit.record_exit_requests()
         if opts.sigterm:
             _sigterm.install(_exit_report)
+        if opts.metrics == "otel":
+            from . import _metrics
+
+            _metrics.start(TRACKER, leaks)
         if opts.interval:
             _STATE.ticker = _census.Ticker(opts.interval, TRACKER, leaks, opts.report)
             _STATE.ticker.start()
