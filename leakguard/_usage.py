@@ -86,7 +86,10 @@ def note_request(session: object, reusable: bool, closer: str) -> None:
 
 def closed_here() -> tuple[CodeType, int, float]:
     """Where (the user's frame) and when a session is being closed, for used-after-close."""
-    frame = sys._getframe(2)  # above the close wrapper
+    try:
+        frame = sys._getframe(2)  # above the close wrapper
+    except ValueError:  # called straight from C (atexit.register(session.close)): no caller
+        frame = sys._getframe(1)
     found = user_frame(frame) or (frame.f_code, frame.f_lasti)
     return found[0], found[1], monotonic()
 

@@ -202,3 +202,25 @@ def test_run_exitcode_counts_terminated_pool_workers() -> None:
                            capture_output=True, text=True, timeout=120)
         assert r.stderr.count("garbage-collected without close()") >= 4, r.stderr
         assert r.returncode == 3, (attempt, r.stderr)
+
+
+def test_the_314_path_judges_after_later_handlers() -> None:
+    # From 3.14 atexit iterates a copy, so the verdict does not run the others itself: it
+    # stays where enable() registered it. Forced here on any version.
+    code = SERVER_SNIPPET + '''
+import leakguard._exit
+leakguard._exit._NESTED_RUN_SAFE = False
+import atexit, leakguard, requests
+leakguard.enable(exitcode=3)
+S = requests.Session(); S.get(URL)
+atexit.register(S.close)
+KEPT = requests.Session(); KEPT.get(URL)
+atexit.register(print, "program handler ran")
+'''
+    r = run_python(code)
+    assert r.returncode == 3, r.stderr
+    assert r.stdout == "program handler ran\n"
+    assert r.stderr.count("still open at interpreter exit") == 1
+    assert "leakguard: requests.Session still open at interpreter exit (1 open connection" \
+        in r.stderr
+    assert "KEPT = requests.Session()" in r.stderr
