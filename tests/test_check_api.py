@@ -77,3 +77,39 @@ def test_check_when_disabled_is_a_no_op(server_url: str) -> None:
     assert not leakguard.is_enabled()
     with leakguard.check():
         requests.Session()
+
+
+def test_check_costs_nothing_in_the_sessions_open_elsewhere(reports: Reports) -> None:
+    import gc
+    import time
+
+    count = [0]
+
+    def counted(phase: str, info: dict[str, int]) -> None:
+        count[0] += phase == "start"
+
+    def blocks() -> float:
+        start = time.perf_counter()
+        for _ in range(200):
+            with leakguard.check():
+                with requests.Session():
+                    pass
+        return time.perf_counter() - start
+
+    blocks()  # warm up
+    alone = min(blocks() for _ in range(3))
+    held = [requests.Session() for _ in range(5000)]
+    was_enabled = gc.isenabled()
+    gc.disable()
+    gc.callbacks.append(counted)
+    try:
+        crowded = min(blocks() for _ in range(3))
+    finally:
+        gc.callbacks.remove(counted)
+        if was_enabled:
+            gc.enable()
+    for s in held:
+        s.close()
+    assert count[0] == 0  # nothing was open at the end of a block: no collection
+    # per block: the sessions made inside it, not the 5,000 open elsewhere (generous margin)
+    assert crowded < alone * 3 + 0.05, (alone, crowded)
