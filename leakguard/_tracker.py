@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import sys
 import threading
@@ -95,7 +96,7 @@ class Record(weakref.ref):  # type: ignore[type-arg]
         self.task = _task_name()
         self.closed = False
         # an async close() was called: whether it ran is the library's state, read later
-        self.close_called = False
+        self.close_called: bool | weakref.ref[Any] = False
         self.owner: object = None  # who owes the close (the pytest plugin: a test or fixture)
         self.kind = SESSION
         # requests made (sessions): how many, and the user's frame of the last one
@@ -140,6 +141,10 @@ class Tracker:
         # closed sessions of libraries that can be used after close: kept until they die
         self._closed: dict[int, Record] = {}
         self._dead: deque[int] = deque()  # ids whose weak reference died, verdict pending
+        # dead sessions whose async close is yet to run (a task an SDK's __del__ scheduled):
+        # judged when that coroutine ends (_close_ended)
+        self._closing: dict[int, Record] = {}
+        self._ended: deque[Record] = deque()
         self._seq = count(1)
         self._in_gc = False
         self.done = False  # set once the exit report ran: later deaths are not reported again
@@ -170,6 +175,7 @@ class Tracker:
             self._closed.clear()
             self._dead.clear()
             self._owned.clear()
+            self._closing.clear()
 
     def after_fork(self) -> None:
         """In a forked child: a fresh lock and an empty registry (the parent reports its own)."""
@@ -180,6 +186,7 @@ class Tracker:
         self._owned = {}
         if self.sites is not None:
             self.sites.reset()
+        self._closing = {}
 
     # -- the hot path ----------------------------------------------------------------------
 
@@ -244,11 +251,16 @@ class Tracker:
         if self.on_event is not None:
             self.on_event(record, "closed")
 
-    def close_called(self, session: object) -> None:
+    def close_called(self, session: object, closer: object = None) -> None:
         """An async close was called (a coroutine made): judged later by the library's state."""
         record = self._live.get(id(session))
-        if record is not None and record() is session:
-            record.close_called = True
+        # a dead reference: a finalizer of cyclic garbage is closing it after our callback
+        # ran (an SDK's __del__ scheduling aclose()): that is this session, as in close()
+        if record is not None and record() in (session, None):
+            try:  # the coroutine, weakly: still to run when the session dies, it is waited for
+                record.close_called = weakref.ref(closer)
+            except TypeError:
+                record.close_called = True
 
     def closed_record(self, session: object) -> Record | None:
         """The record of a closed session that is still alive (for used-after-close)."""
@@ -299,6 +311,8 @@ class Tracker:
         self._in_gc = False
         if self._dead and not self.done:
             self.drain()
+        if self._ended and not self.done:
+            self._judge_ended()
 
     def drain(self) -> None:
         """Judge every session that died, unless this thread is already inside the tracker."""
@@ -320,7 +334,8 @@ class Tracker:
             self._report_if_open(dead)
 
     def _report_if_open(self, dead: list[Record]) -> None:
-        leaks = [(r, "gc") for r in dead if not self._judged_closed(r)]
+        leaks = [(r, "gc") for r in dead
+                 if not self._judged_closed(r) and not self._close_pending(r)]
         if leaks and self.on_leaks is not None:
             with guard("reporting a leak"):
                 self.on_leaks(leaks)
@@ -340,6 +355,32 @@ class Tracker:
                 return not count
         return False
 
+    def _close_pending(self, record: Record) -> bool:
+        # Died with open pools while its close coroutine lives on unfinished: a task will run
+        # it (SDKs' __del__ does create_task(self.aclose())). Judged once the coroutine ends.
+        ref = record.close_called
+        closer = ref() if isinstance(ref, weakref.ref) else None
+        if getattr(closer, "cr_frame", None) is None:  # none, gone, or already finished
+            return False
+        record.close_called = weakref.ref(closer, functools.partial(self._close_ended, record.key))
+        self._closing[record.key] = record
+        return True
+
+    def _close_ended(self, key: int, _closer: object) -> None:
+        record = self._closing.pop(key, None)
+        if record is None or self.done:
+            return
+        record.close_called = True  # ran, or dropped unawaited: the pools say which
+        self._ended.append(record)
+        if not self._in_gc:
+            self._judge_ended()
+
+    def _judge_ended(self) -> None:
+        ended = []
+        while self._ended:
+            ended.append(self._ended.popleft())
+        self._report_if_open(ended)
+
     # -- queries ---------------------------------------------------------------------------
 
     def collect_open(self, mark_done: bool = False) -> list[tuple[Record, str]]:
@@ -353,6 +394,9 @@ class Tracker:
                 self.done = True
                 self._live.clear()
                 self._owned.clear()
+                # died while their close was pending, still pending: judged as they are now
+                records.extend(self._closing.values())
+                self._closing.clear()
         for record in records:
             session = record()
             if session is None:

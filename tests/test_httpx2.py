@@ -78,3 +78,72 @@ def test_status_lists_httpx2() -> None:
     r = run_python("from leakguard.cli import main\nmain(['status'])\n")
     assert r.returncode == 0, r.stderr
     assert "httpx2" in r.stdout and "(supported: >=2.0,<3)" in r.stdout, r.stdout
+
+
+SDK_LIKE = """
+import asyncio, gc, httpx2
+class Wrapper(httpx2.AsyncClient):
+    # what the OpenAI and Anthropic SDKs do: close on the running loop from __del__
+    def __init__(self):
+        super().__init__()
+        self.me = self  # in a reference cycle (as SDK clients are): freed by the collector
+    def __del__(self):
+        if self.is_closed:
+            return
+        try:
+            asyncio.get_running_loop().create_task(self.aclose())
+        except Exception:
+            pass
+"""
+
+
+def test_async_client_closed_by_the_task_its_del_schedules_is_not_reported() -> None:
+    code = SERVER_SNIPPET + SDK_LIKE + """
+async def main():
+    c = Wrapper()
+    await c.get(URL)
+    del c
+    gc.collect()
+    await asyncio.sleep(0.05)  # the task runs aclose()
+asyncio.run(main())
+gc.collect()
+"""
+    r = run_python(code, env={"LEAKGUARD": "1"})
+    assert r.returncode == 0, r.stderr
+    assert "leakguard" not in r.stderr, r.stderr
+
+
+def test_async_close_scheduled_but_never_run_is_reported() -> None:
+    # dropped outside a loop: nothing to schedule on, the connection stays open
+    code = SERVER_SNIPPET + SDK_LIKE + """
+async def main():
+    c = Wrapper()
+    await c.get(URL)
+    return c
+c = asyncio.run(main())
+del c
+gc.collect()
+# a task created on a loop that never runs it: its coroutine dies unawaited with the loop
+loop = asyncio.new_event_loop()
+async def make():
+    return Wrapper()
+d = loop.run_until_complete(make())
+async def use():
+    await d.get(URL)
+loop.run_until_complete(use())
+loop.call_soon(lambda: None)
+def drop():
+    global d
+    asyncio.events._set_running_loop(loop)  # __del__ finds a "running" loop, never run again
+    try:
+        del d
+        gc.collect()
+    finally:
+        asyncio.events._set_running_loop(None)
+drop()
+"""
+    r = run_python(code, env={"LEAKGUARD": "1"})
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("leakguard: __main__.Wrapper garbage-collected without close() "
+                          "(1 open connection to http://127.0.0.1:") == 2, r.stderr
+    assert "leakguard: 2 leaked sessions (2 garbage-collected without close())" in r.stderr

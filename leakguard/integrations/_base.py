@@ -218,7 +218,7 @@ class Integration:
         def close_called(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             result = wrapped(*args, **kwargs)
             with guarded:
-                TRACKER.close_called(instance)
+                TRACKER.close_called(instance, result)
             return result
 
         return unseen_by_warnings(close_called)
