@@ -195,7 +195,7 @@ def _report_open_at_exit() -> int:
     summary = reporter.summary()
     if summary:
         _report.emit(logging.WARNING, summary)
-    return len(reporter.leaks)
+    return len(reporter.leaks) + reporter.pinned
 
 
 def _after_fork() -> None:

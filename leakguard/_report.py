@@ -238,6 +238,7 @@ class Reporter:
         self.claims: list[Claim] = []
         # the pytest plugin: takes a leak owned by a test or fixture, returns True if it did
         self.claimer: Callable[[Record, Leak], bool] | None = None
+        self.pinned = 0  # leaks the pytest plugin reported itself: they count at exit too
 
     def leaked(self, items: list[tuple[Record, str]]) -> None:
         """Report each leaked record once, unless suppressed or claimed by check() or pytest."""

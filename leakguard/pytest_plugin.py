@@ -266,6 +266,7 @@ class LeakguardPlugin:
             children = self._pin_children(test)
             if children and not (item is not None and _allowed(item)):
                 entries += children
+            self._count(entries)
         return entries, collected
 
     def _pin(self, leaks: list[Leak], test: str, owner: str) -> list[Entry]:
@@ -277,6 +278,13 @@ class LeakguardPlugin:
         for leak in leaks:
             self._write({**leak.as_dict(), "test": test, "owner": owner})
         return entries
+
+    def _count(self, entries: list[Entry]) -> None:
+        # `leakguard run` counts each process's leaks as they are reported
+        from ._report import _count_for_run
+
+        for _ in entries:
+            _count_for_run()
 
     def _pin_children(self, test: str) -> list[Entry]:
         from ._pinned import from_child
@@ -332,9 +340,13 @@ class LeakguardPlugin:
         loose = self.claimed.pop(None, [])
         entries, _ = self._judge(owners, "")
         if loose:
-            entries += self._pin(sorted(loose, key=lambda x: x.seq), "", "no test")
+            pinned = self._pin(sorted(loose, key=lambda x: x.seq), "", "no test")
+            self._count(pinned)
+            entries += pinned
         self.entries.extend(entries)
         if self.reporter is not None:
+            # LEAKGUARD_EXITCODE applies to the leaks shown here (xdist: every worker's)
+            self.reporter.pinned = len(self.entries)
             with self.reporter.lock:
                 self.suppressed = sum(self.reporter.suppressed.values())
                 self.reporter.suppressed.clear()  # counted here: the exit summary is not ours
@@ -354,8 +366,10 @@ class LeakguardPlugin:
         from ._pinned import summary
 
         path = self._jsonl_path()
-        lines = summary(self.entries, self.suppressed, self.mode == "warn",
-                        path if os.path.exists(path) else None)
+        # the user's LEAKGUARD_REPORT as given (a %p pattern too); ours if it was written
+        shown = path if path != os.path.join(self.dir, "leaks.jsonl") \
+            or os.path.exists(path) else None
+        lines = summary(self.entries, self.suppressed, self.mode == "warn", shown)
         if lines:
             terminalreporter.section("leakguard: leaked sessions")
             for line in lines:

@@ -347,3 +347,17 @@ def test_many(n):
            in out
     assert "leakguard: test test_x.py::test_many[0] leaked 1 session" in out
     assert "leakguard: test test_x.py::test_many[2] leaked 1 session" in out
+
+
+def test_leaks_shown_in_warn_mode_count_for_the_exit_code(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_one=HEADER + '''
+def test_leaks():
+    requests.Session()
+''')
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LEAKGUARD_EXITCODE", "3")
+        r = _run(pytester, "--leakguard-mode=warn")
+        clean = _run(pytester, "--leakguard-mode=warn", "-k", "nothing")
+    r.assert_outcomes(passed=1)
+    assert r.ret == 3
+    assert clean.ret == 5  # no test ran: pytest's own status, untouched
