@@ -195,6 +195,14 @@ def main() -> int:
             per = float(out.split()[-1])
             table.value(f"memory per open session ({count} open)", f"{per:.0f} B", "",
                         "<= 1024 B", per <= 1024 or count == "1")
+        # census: one pass over the live records (LEAKGUARD_INTERVAL's cost per report)
+        out = subprocess.run([hooked, os.path.join(HERE, "workloads.py"), "census", "10000",
+                              "5" if quick else "30"], env=off, capture_output=True,
+                             text=True, check=True).stdout
+        api_ms, tick_ms = (float(x) for x in out.split()[-2:])
+        table.value("census, 10,000 open sessions (20 sites)", f"census() {api_ms:.2f} ms, "
+                    f"interval report {tick_ms:.2f} ms", f"{tick_ms:.2f} ms", "< 5 ms",
+                    tick_ms < 5)
         cycles = "20000" if quick else "1000000"
         out = subprocess.run([hooked, os.path.join(HERE, "workloads.py"), "retention", cycles],
                              env=on, capture_output=True, text=True, check=True).stdout

@@ -150,6 +150,43 @@ def memory(count: int) -> float:
     return used / count
 
 
+def census(count: int, rounds: int) -> tuple[float, float]:
+    """Median ms of census() and of one interval census report, `count` sessions open."""
+    import logging
+
+    import urllib3
+
+    import leakguard
+    from leakguard import _api
+
+    logging.getLogger("leakguard").addHandler(logging.NullHandler())  # the block: not shown
+    leakguard.enable(interval=3600, max_open=0)  # the timer waits; ticks are timed here
+    ticker = _api._STATE.ticker
+    assert ticker is not None
+    sites = [compile(f"def make{i}(urllib3):\n    return urllib3.PoolManager()\n",
+                     f"<site {i}>", "exec") for i in range(20)]
+    makers = []
+    for code in sites:
+        ns: dict[str, object] = {}
+        exec(code, ns)
+        makers.append(ns[next(k for k in ns if k.startswith("make"))])
+    keep = [makers[i % 20](urllib3) for i in range(count)]  # type: ignore[operator]
+    api, tick = [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        leakguard.census()
+        api.append(time.perf_counter() - start)
+        keep.append(makers[0](urllib3))  # type: ignore[operator]  # something grew: it speaks
+        start = time.perf_counter()
+        said = ticker.tick()
+        tick.append(time.perf_counter() - start)
+        assert said is not None
+    for pm in keep:
+        pm.clear()
+    leakguard.disable()
+    return sorted(api)[len(api) // 2] * 1e3, sorted(tick)[len(tick) // 2] * 1e3
+
+
 def retention(cycles: int) -> tuple[int, int]:
     import tracemalloc
 
@@ -221,6 +258,8 @@ if __name__ == "__main__":
         print(json.dumps(work(args[0], int(args[1]), args[2], int(args[3]))))
     elif name == "memory":
         print(memory(int(args[0])))
+    elif name == "census":
+        print(*census(int(args[0]), int(args[1])))
     elif name == "retention":
         print(*retention(int(args[0])))
     elif name == "threads":

@@ -12,7 +12,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-NOT_LEAKS = ("crowd", "census")  # other events of LEAKGUARD_REPORT files
+NOT_LEAKS = ("crowd", "census", "reused")  # other events of LEAKGUARD_REPORT files
 
 
 def site_of(stack: list[dict[str, object]], record: dict[str, object] | None = None) -> str:
@@ -27,8 +27,12 @@ def site_of(stack: list[dict[str, object]], record: dict[str, object] | None = N
     return _stacks.site_text(*_stacks.site_of_frames(stack))
 
 
-def read_records(paths: Iterable[str]) -> tuple[list[dict[str, object]], list[str]]:
-    """Every record of the files, and a note for each unreadable line or file."""
+def read_records(paths: Iterable[str], censuses: dict[object, dict[str, object]] | None = None,
+                 ) -> tuple[list[dict[str, object]], list[str]]:
+    """Every leak record of the files, and a note for each unreadable line or file.
+
+    `censuses`: filled with the latest "census" record of each process (by pid).
+    """
     records: list[dict[str, object]] = []
     problems: list[str] = []
     for path in paths:
@@ -43,6 +47,8 @@ def read_records(paths: Iterable[str]) -> tuple[list[dict[str, object]], list[st
                         problems.append(f"{path}:{n}: not a JSON record")
                         continue
                     if isinstance(rec, dict) and rec.get("event") in NOT_LEAKS:
+                        if rec.get("event") == "census" and censuses is not None:
+                            censuses[rec.get("pid")] = rec  # files are in time order
                         continue  # a long-running process's news, not a leak
                     if isinstance(rec, dict) and "type" in rec:
                         records.append(rec)
@@ -90,6 +96,32 @@ def format_summary(data: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def format_censuses(censuses: list[dict[str, object]]) -> str:
+    """The latest census of each process: its totals and its largest sites."""
+    from ._census import TOP, age_text
+
+    n = len(censuses)
+    lines = [f"leakguard: latest census of {n} process{'es' if n != 1 else ''}"]
+    for rec in censuses:
+        totals = rec.get("open") if isinstance(rec.get("open"), dict) else {}
+        assert isinstance(totals, dict)
+        counts = {kind: int(str(totals.get(kind, 0))) for kind in ("session", "response")}
+        parts = [f"{n} open {kind}{'' if n == 1 else 's'}" for kind, n in counts.items()
+                 if n or kind == "session"]
+        elapsed = float(str(rec.get("elapsed_s", 0)))
+        lines.append(f"  process {rec.get('pid')}, after {elapsed:.0f} s: {', '.join(parts)}")
+        sites = rec.get("sites") if isinstance(rec.get("sites"), list) else []
+        assert isinstance(sites, list)
+        width = max((len(str(row.get("open"))) for row in sites[:TOP]), default=1)
+        for row in sites[:TOP]:
+            age = age_text(float(str(row.get("oldest_age_s", 0))))
+            lines.append(f"    {row.get('open'):>{width}} x {row.get('type')} open, created at "
+                         f"{_short(str(row.get('site')))} (oldest {age})")
+        if len(sites) > TOP:
+            lines.append(f"    ... and {len(sites) - TOP} more sites")
+    return "\n".join(lines)
+
+
 def _short(site: str) -> str:
     path, sep, rest = site.partition(":")
     try:
@@ -128,16 +160,19 @@ def summarize_files(args: list[str], as_json: bool = False) -> int:
     paths, notes = expand_paths(args)
     for note in notes:
         print(f"leakguard report: {note}", file=sys.stderr)
-    records, problems = read_records(paths)
+    censuses: dict[object, dict[str, object]] = {}
+    records, problems = read_records(paths, censuses)
     for p in problems:
         print(f"leakguard report: {p}", file=sys.stderr)
     data = summarize(records)
+    if censuses:
+        data["census"] = list(censuses.values())
     if as_json:
         print(json.dumps(data, indent=2))
-    elif records:
-        print(format_summary(data))
     else:
-        print("leakguard: no leaked sessions")
+        print(format_summary(data) if records else "leakguard: no leaked sessions")
+        if censuses:
+            print(format_censuses(list(censuses.values())))
     if problems and not records:
         return 2
     return 1 if records else 0

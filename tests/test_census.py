@@ -340,3 +340,32 @@ def test_leakguard_report_does_not_count_crowd_and_census_records(tmp_path: Path
                          capture_output=True, text=True, timeout=60)
     assert out.stderr == ""
     assert out.stdout.startswith("leakguard: 30 leaked sessions (30 still open at exit)")
+
+
+def test_leakguard_report_shows_the_latest_census_of_each_process(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    report = tmp_path / "r.jsonl"
+    env = {"LEAKGUARD": "1", "LEAKGUARD_INTERVAL": "0.5", "LEAKGUARD_REPORT": str(report)}
+    for _ in range(2):  # two processes, one file
+        assert run_python(PILE_UP, env=env, timeout=120).returncode == 0
+    records = [json.loads(line) for line in report.read_text().splitlines()]
+    pids = list(dict.fromkeys(rec["pid"] for rec in records if rec["event"] == "census"))
+    assert len(pids) == 2
+    out = subprocess.run([sys.executable, "-m", "leakguard", "report", str(report)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stderr == ""
+    lines = out.stdout.splitlines()
+    assert lines[0] == "leakguard: no leaked sessions"
+    assert lines[1] == "leakguard: latest census of 2 processes"
+    latest = [rec for rec in records if rec["event"] == "census" and rec["pid"] == pids[0]][-1]
+    n = latest["open"]["session"]
+    assert lines[2].startswith(f"  process {pids[0]}, after ")
+    assert lines[2].endswith(f" s: {n} open sessions")
+    assert lines[3].startswith(f"    {n} x requests.Session open, created at ")
+    assert "app.py:5 in handler (oldest " in lines[3]
+    as_json = subprocess.run([sys.executable, "-m", "leakguard", "report", "--json",
+                              str(report)], capture_output=True, text=True, timeout=60)
+    data = json.loads(as_json.stdout)
+    assert [c["pid"] for c in data["census"]] == pids
