@@ -221,6 +221,7 @@ def _spawn(argv: list[str], env: dict[str, str]) -> int:
     except PermissionError:
         print(f"leakguard run: {argv[0]}: permission denied", file=sys.stderr)
         return 126
+    _forward_sigterm(proc)
     while True:
         try:
             code = proc.wait()
@@ -228,6 +229,24 @@ def _spawn(argv: list[str], env: dict[str, str]) -> int:
         except KeyboardInterrupt:  # the child got the same SIGINT: wait for it to finish
             continue
     return 128 - code if code < 0 else code  # killed by signal N: 128+N, like a shell
+
+
+def _forward_sigterm(proc: subprocess.Popen[bytes]) -> None:
+    # `docker stop` and systemd send SIGTERM to `leakguard run` (the container's process
+    # 1): pass it on so that COMMAND reports its leaks and ends, and wait for it
+    import signal
+
+    def forward(signum: int, frame: object) -> None:
+        try:
+            proc.send_signal(signum)
+        except OSError:  # already gone
+            pass
+
+    try:
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, forward)
+    except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGTERM
+        pass
 
 
 def _count_leaks(path: str) -> int:

@@ -194,3 +194,17 @@ def test_run_exitcode_counts_a_terminated_childs_leaks(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 7, r.stderr
     assert "still open at interpreter exit" in r.stderr
+
+
+def test_run_passes_its_sigterm_on_to_the_command(tmp_path: Path) -> None:
+    # docker stop signals `leakguard run` (process 1 of the container), not its child
+    script = _script(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "leakguard", "run", "--", sys.executable,
+                             str(script)], env=_env(), cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().startswith("ready")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "leakguard: 2 leaked sessions (2 still open at exit)" in err
