@@ -107,7 +107,10 @@ def _die() -> None:
         sys.stderr.flush()  # the report; stdout's buffer is lost, as it would have been
     except Exception:  # closed or broken: nothing more to say
         pass
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except ValueError:  # not the main thread (an exit report run elsewhere): the status only
+        os._exit(128 + signal.SIGTERM)
     os.kill(os.getpid(), signal.SIGTERM)
     # SIGTERM blocked in this thread's mask: it is pending; the status a shell would show
     os._exit(128 + signal.SIGTERM)
