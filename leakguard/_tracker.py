@@ -406,6 +406,11 @@ class Tracker:
             closed = False
             with guard(f"reading the state of a {record.type_name}"):
                 closed = record.integration.is_closed(session)
+                if not closed and record.close_called:
+                    # a library without a closed state: its async close ran if its pools
+                    # hold no open connection (as for a session that died, _judged_closed)
+                    count, _ = record.integration.connections(record.resources)
+                    closed = not count
             del session
             if not closed:
                 open_now.append((record, "exit"))

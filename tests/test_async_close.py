@@ -109,3 +109,26 @@ asyncio.run(main())
     assert "leakguard: aiohttp.ClientSession still open at interpreter exit" in r.stderr
     assert "leakguard: httpx.AsyncClient still open at interpreter exit" in r.stderr
     assert "leakguard: 2 leaked sessions (2 still open at exit)" in r.stderr
+
+
+@pytest.mark.parametrize("how", ["not awaited", "awaited"])
+def test_niquests_async_close(reports: Reports, server_url: str, how: str) -> None:
+    niquests = pytest.importorskip("niquests")
+
+    async def main() -> None:
+        s = niquests.AsyncSession()
+        r = await s.get(server_url)
+        await r.read() if asyncio.iscoroutinefunction(getattr(r, "read", None)) else None
+        if how == "awaited":
+            await s.close()
+        else:
+            _unawaited(s.close)
+
+    asyncio.run(main())
+    gc.collect()
+    texts = reports.warnings()
+    if how == "awaited":
+        assert texts == []
+    else:
+        assert len(texts) == 1 and texts[0].startswith(
+            "niquests.AsyncSession garbage-collected without close()"), texts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 
 from .. import _stacks
@@ -163,6 +164,8 @@ class Integration:
                 original = vars(cls)[method]
                 if wrapper is None:
                     wrapper = request_wrapper(self, original)
+                elif wrapper is on_call and inspect.iscoroutinefunction(original):
+                    wrapper = called  # an async close: calling it is not closing
                 wrapt.wrap_function_wrapper(cls, method, wrapper)
                 self._patched.append((cls, method, original))
         for cls, method, wrapper in self.response_patches(mod) if self.responses else ():

@@ -15,5 +15,6 @@ class NiquestsIntegration(RequestsIntegration):
     # AsyncSession.__init__ does not call Session.__init__: listed first, so that its own
     # __init__ is wrapped too (a listed subclass would otherwise rely on super())
     classes = (("AsyncSession", "niquests.AsyncSession"), ("Session", "niquests.Session"))
-    # AsyncSession.close is a coroutine function: calling it is closing
+    # AsyncSession.close is a coroutine function: calling it only notes the call, and the
+    # session counts as closed once its pools hold no open connection (_base.patch)
     closers = ("close",)
