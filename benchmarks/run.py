@@ -183,6 +183,28 @@ def main() -> int:
                             f"leakguard {(r_on - 1) * 100:+.1f}%, tracemalloc "
                             f"{(r_tm - 1) * 100:+.1f}%", f"{share:.3f}", "<= 0.1",
                             share <= 0.1)
+            # per request on one kept session, leakguard off/on alternated (responses on)
+            per_round = "40" if quick else "400"
+            for name in workloads.REQUEST:
+                res = ab_worker(hooked, "request", name, per_round, url, str(rounds))
+                table.ratio(f"per request: {name}", res["off"], res["on"], 1.03, unit="us",
+                            scale=1e6)
+            counts = ["10", "200"] if quick else ["10", "500"]
+            for count in counts:
+                out = subprocess.run([hooked, os.path.join(HERE, "workloads.py"),
+                                      "response_memory", count, url], env=on,
+                                     capture_output=True, text=True, check=True).stdout
+                per = float(out.split()[-1])
+                table.value(f"memory per open response ({count} open)", f"{per:.0f} B", "",
+                            "<= 512 B", per <= 512 or count == "10")
+            cycles = "5000" if quick else "1000000"
+            out = subprocess.run([hooked, os.path.join(HERE, "workloads.py"),
+                                  "response_retention", cycles, url], env=on,
+                                 capture_output=True, text=True, check=True).stdout
+            first, last = (int(x) for x in out.split()[-2:])
+            table.value(f"retained after {cycles} request/release cycles",
+                        f"{first} B after 1,000, {last} B after {cycles}",
+                        f"{last - first:+d} B", "equal (+-1 KiB)", abs(last - first) <= 1024)
         finally:
             server.terminate()
             server.wait()

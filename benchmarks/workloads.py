@@ -23,6 +23,34 @@ LIFECYCLE = {
 }
 
 
+# Per-request cost on one kept session: each defines setup(url), many(n) and teardown();
+# a new client library adds one entry (run.py makes one row per entry).
+REQUEST = {
+    "requests": ("import requests\n"
+                 "def setup(url):\n    global s, URL\n    s = requests.Session(); URL = url\n"
+                 "def many(n):\n    for _ in range(n):\n        s.get(URL).content\n"
+                 "def teardown():\n    s.close()\n"),
+    "requests stream=True + close": (
+        "import requests\n"
+        "def setup(url):\n    global s, URL\n    s = requests.Session(); URL = url\n"
+        "def many(n):\n    for _ in range(n):\n        s.get(URL, stream=True).close()\n"
+        "def teardown():\n    s.close()\n"),
+    "aiohttp async with get() + read": (
+        "import asyncio, aiohttp\nloop = asyncio.new_event_loop()\n"
+        "async def _setup():\n    return aiohttp.ClientSession()\n"
+        "def setup(url):\n    global s, URL\n"
+        "    s = loop.run_until_complete(_setup()); URL = url\n"
+        "async def _many(n):\n    for _ in range(n):\n"
+        "        async with s.get(URL) as r:\n            await r.read()\n"
+        "def many(n):\n    loop.run_until_complete(_many(n))\n"
+        "def teardown():\n    loop.run_until_complete(s.close())\n"),
+    "httpx": ("import httpx\n"
+              "def setup(url):\n    global c, URL\n    c = httpx.Client(); URL = url\n"
+              "def many(n):\n    for _ in range(n):\n        c.get(URL)\n"
+              "def teardown():\n    c.close()\n"),
+}
+
+
 def versions() -> str:
     """The client-library versions in use."""
     from importlib import metadata
@@ -79,6 +107,9 @@ def serve() -> None:
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # one write per response: headers and body written apart meet the client's delayed
+        # ACK on a kept-alive connection (40 ms per request)
+        wbufsize = 1 << 16
 
         def do_GET(self) -> None:
             self.send_response(200)
@@ -121,6 +152,58 @@ def work(lib: str, n: int, url: str, rounds: int) -> dict[str, list[float]]:
             return (time.perf_counter() - start) / n
 
     return side_by_side(run_round, rounds, ("off", "on", "tracemalloc"))
+
+
+def request(name: str, n: int, url: str, rounds: int) -> dict[str, list[float]]:
+    """Seconds per request on one kept session (made after leakguard is switched on)."""
+    namespace: dict[str, Callable[..., None]] = {}
+    exec(REQUEST[name], namespace)
+
+    def run_round() -> float:
+        namespace["setup"](url)
+        start = time.perf_counter()
+        namespace["many"](n)
+        elapsed = time.perf_counter() - start
+        namespace["teardown"]()
+        return elapsed / n
+
+    return side_by_side(run_round, rounds)
+
+
+def response_memory(count: int, url: str) -> float:
+    """leakguard's bytes per open tracked response (urllib3, preload_content=False)."""
+    import tracemalloc
+
+    import urllib3
+
+    tracemalloc.start(1)
+    pm = urllib3.PoolManager(maxsize=count + 1)
+    pm.request("GET", url, preload_content=False).release_conn()  # warm up: the stack, caches
+    base = _leakguard_bytes()
+    keep = [pm.request("GET", url, preload_content=False) for _ in range(count)]
+    used = _leakguard_bytes() - base
+    for r in keep:
+        r.release_conn()
+    pm.clear()
+    return used / count
+
+
+def response_retention(cycles: int, url: str) -> tuple[int, int]:
+    """leakguard's bytes after 1,000 and after `cycles` request/release cycles."""
+    import tracemalloc
+
+    import urllib3
+
+    tracemalloc.start(1)
+    pm = urllib3.PoolManager()
+    for _ in range(1000):
+        pm.request("GET", url, preload_content=False).release_conn()
+    first = _leakguard_bytes()
+    for _ in range(cycles - 1000):
+        pm.request("GET", url, preload_content=False).release_conn()
+    last = _leakguard_bytes()
+    pm.clear()
+    return first, last
 
 
 def _leakguard_bytes() -> int:
@@ -256,6 +339,12 @@ if __name__ == "__main__":
         print(json.dumps(lifecycle(args[0], int(args[1]), int(args[2]))))
     elif name == "work":
         print(json.dumps(work(args[0], int(args[1]), args[2], int(args[3]))))
+    elif name == "request":
+        print(json.dumps(request(args[0], int(args[1]), args[2], int(args[3]))))
+    elif name == "response_memory":
+        print(response_memory(int(args[0]), args[1]))
+    elif name == "response_retention":
+        print(*response_retention(int(args[0]), args[1]))
     elif name == "memory":
         print(memory(int(args[0])))
     elif name == "census":

@@ -137,6 +137,7 @@ class Tracker:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._on_death = self._collected  # one bound method for every record's callback
         self._live: dict[int, Record] = {}
         # closed sessions of libraries that can be used after close: kept until they die
         self._closed: dict[int, Record] = {}
@@ -196,7 +197,7 @@ class Tracker:
         key = id(session)
         if kind is SESSION:
             resources = integration.resources(session)
-        record = Record(session, self._collected, key, 0, integration,
+        record = Record(session, self._on_death, key, 0, integration,
                         type_name, stack, resources)
         record.kind = kind
         owner = self.owner if self.owner_of is None else self.owner_of(stack)

@@ -173,7 +173,8 @@ def _clean_aiohttp(url: str) -> None:
             r = await s.get(url + "big")
             async for _ in r.content.iter_chunked(65536):
                 pass
-            await s.get(url + "close")  # the server closed it: not held, even unread
+            r = await s.get(url + "close")  # the server closes after it
+            assert await r.read() == b"ok"
             gc.collect()
 
     asyncio.run(main())

@@ -163,14 +163,14 @@ class Integration:
                     continue  # inherited from a patched base class: patched there
                 original = vars(cls)[method]
                 if wrapper is None:
-                    wrapper = request_wrapper(self, original)
+                    wrapper = unseen_by_warnings(request_wrapper(self, original))
                 elif wrapper is on_call and inspect.iscoroutinefunction(original):
                     wrapper = called  # an async close: calling it is not closing
                 wrapt.wrap_function_wrapper(cls, method, wrapper)
                 self._patched.append((cls, method, original))
         for cls, method, wrapper in self.response_patches(mod) if self.responses else ():
             original = vars(cls)[method]
-            wrapt.wrap_function_wrapper(cls, method, wrapper)
+            wrapt.wrap_function_wrapper(cls, method, unseen_by_warnings(wrapper))
             self._patched.append((cls, method, original))
 
     def unpatch(self) -> None:

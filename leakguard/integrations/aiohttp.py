@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._guard import guard
+from .._tracker import TRACKER
 from ._base import Integration, origin, tally
 from ._responses import ResponseReader, origin_of, snapshot, track_response
 
@@ -23,7 +24,10 @@ class AiohttpResponses(ResponseReader):
         # the socket may be finalized first); aiohttp's protocol keeps such a response alive
         # until then, so it is collected only once its session is closed
         conn = response._connection
-        return not response._closed and conn is not None and conn.protocol is not None
+        if response._closed or conn is None:
+            return False
+        protocol = conn.protocol  # None once released; upgraded: a websocket owns it now
+        return protocol is not None and not getattr(protocol, "upgraded", False)
 
     def resources_closed(self, resources: Any) -> bool:
         # judged by the snapshot taken in its __del__, before aiohttp releases it there
@@ -48,7 +52,8 @@ class AiohttpIntegration(Integration):
     closers = ()
     checked_closers = ("detach", "__del__")
     async_closers = ("close",)
-    requesters = ("_request",)  # every request method; it returns the coroutine untouched
+    requesters = ("_request",)  # every request method (a coroutine function)
+    _response_class: type | None = None
 
     def resources(self, session: Any) -> object:
         return session.connector
@@ -70,27 +75,26 @@ class AiohttpIntegration(Integration):
                           if getattr(proto, "transport", None) is not None))
                      for key, entries in list(conns.items()))
 
-    def response_patches(self, mod: ModuleType) -> list[tuple[type, str, Any]]:
-        made = guard("tracking an aiohttp response")
-        dying = guard("reading the state of an aiohttp response")
-        base: type = mod.ClientResponse
+    def on_response(self, session: Any, result: Any, kwargs: Any) -> None:
+        # most responses arrive whole and aiohttp has released their connection already:
+        # only one still holding it is tracked, from the user's line that awaited it
+        if RESPONSES.holds(result):
+            cls = type(result)
+            name = "aiohttp.ClientResponse" if cls is self._response_class else \
+                f"{cls.__module__}.{cls.__qualname__}"
+            url = result.url
+            track_response(result, RESPONSES, name,
+                           origin_of(str(url.scheme), str(url.host), url.port))
 
-        def init(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            result = wrapped(*args, **kwargs)
-            with made:
-                # made for every request; it holds a connection once started
-                url = kwargs["url"] if "url" in kwargs else args[1]
-                cls = type(instance)
-                name = "aiohttp.ClientResponse" if cls is base else \
-                    f"{cls.__module__}.{cls.__qualname__}"
-                track_response(instance, RESPONSES, name,
-                               origin_of(str(url.scheme), str(url.host), url.port))
-            return result
+    def response_patches(self, mod: ModuleType) -> list[tuple[type, str, Any]]:
+        dying = guard("reading the state of an aiohttp response")
+        self._response_class = mod.ClientResponse
 
         def finalizer(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             # aiohttp's __del__ releases a dropped response's connection: read it first
-            with dying:
-                snapshot(instance, RESPONSES)
+            if TRACKER._live:
+                with dying:
+                    snapshot(instance, RESPONSES)
             return wrapped(*args, **kwargs)
 
-        return [(base, "__init__", init), (base, "__del__", finalizer)]
+        return [(mod.ClientResponse, "__del__", finalizer)]
