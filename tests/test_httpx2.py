@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+
 import pytest
-from conftest import SERVER_SNIPPET, run_python
+from conftest import SERVER_SNIPPET, Reports, run_python
+
+from leakguard._tracker import TRACKER
 
 httpx2 = pytest.importorskip("httpx2")
 needs_alias = pytest.mark.skipif(not hasattr(httpx2, "alias_httpx"),
@@ -147,3 +152,74 @@ drop()
     assert r.stderr.count("leakguard: __main__.Wrapper garbage-collected without close() "
                           "(1 open connection to http://127.0.0.1:") == 2, r.stderr
     assert "leakguard: 2 leaked sessions (2 garbage-collected without close())" in r.stderr
+
+
+# -- httpx2 responses: as httpx's (test_responses.py), under their own name ------------------
+
+RESPONSE_LEAK = '''
+import asyncio, gc, httpx2
+c = httpx2.Client()
+a = httpx2.AsyncClient()
+loop = asyncio.new_event_loop()
+def work_sync():
+    r = c.send(c.build_request("GET", BIG + "big"), stream=True)  # LEAK sync
+    return r
+async def _work():
+    r = await a.send(a.build_request("GET", BIG + "big"), stream=True)  # LEAK async
+    return r
+def work_async():
+    return loop.run_until_complete(_work())
+'''
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+@pytest.mark.parametrize("when", ["gc", "exit"])
+def test_httpx2_streamed_response_leaked(flavour: str, when: str) -> None:
+    from test_responses import BIG_SERVER
+
+    ending = f"work_{flavour}()\ngc.collect()\n" if when == "gc" else \
+        f"keep = work_{flavour}()\n"
+    code = BIG_SERVER + RESPONSE_LEAK + ending
+    r = run_python(code, env={"LEAKGUARD": "1"})
+    assert r.returncode == 0, r.stderr
+    what = "garbage-collected without close()" if when == "gc" else \
+        "still open at interpreter exit"
+    head = f"leakguard: httpx2.Response {what} (holding a connection to http://127.0.0.1:"
+    assert r.stderr.count(head) == 1, r.stderr
+    line = code.splitlines().index(
+        next(x for x in code.splitlines() if f"# LEAK {flavour}" in x)) + 1
+    assert f'app.py", line {line}, in ' in r.stderr.split(head)[1], r.stderr
+    assert "1 leaked response (1 " in r.stderr, r.stderr
+
+
+def test_httpx2_clean_responses_are_never_reported(reports: Reports) -> None:
+    from test_responses import BIG_SERVER
+
+    namespace: dict[str, object] = {}
+    exec(BIG_SERVER, namespace)
+    url = str(namespace["BIG"])
+    def sync() -> None:
+        with httpx2.Client() as c:
+            with c.stream("GET", url + "big") as r:
+                assert r.status_code == 200
+            c.send(c.build_request("GET", url + "big"), stream=True).read()
+            c.send(c.build_request("GET", url + "big"), stream=True).close()
+            for _ in c.send(c.build_request("GET", url + "big"), stream=True).iter_bytes():
+                pass
+            c.send(c.build_request("GET", url + "close"), stream=True).read()
+            c.get(url + "big")
+
+    async def main() -> None:
+        async with httpx2.AsyncClient() as c:
+            async with c.stream("GET", url + "big") as r:
+                assert r.status_code == 200
+            await (await c.send(c.build_request("GET", url + "big"), stream=True)).aread()
+            await (await c.send(c.build_request("GET", url + "big"), stream=True)).aclose()
+            await c.get(url + "big")
+
+    sync()
+    asyncio.run(main())
+    gc.collect()
+    namespace["_big"].shutdown()  # type: ignore[attr-defined]
+    assert [t for t in reports.warnings() if "Response " in t.split("\n")[0]] == []
+    assert [r for r in TRACKER._live.values() if r.kind == "response"] == []

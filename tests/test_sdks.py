@@ -198,8 +198,6 @@ def test_client_held_until_exit_is_reported_at_the_users_line(sdk: Sdk, tmp_path
     assert record["event"] == "exit" and record["origins"][0].startswith("http://127.0.0.1:")
 
 
-@pytest.mark.xfail(reason="needs httpx2 response tracking (issue 12 item 1, helper reqpath)",
-                   strict=False)
 def test_streamed_completion_never_closed_is_a_leaked_response(sdk: Sdk, tmp_path: Path) -> None:
     body = f"""
     C = {sdk.sync}

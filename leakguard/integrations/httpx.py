@@ -23,20 +23,31 @@ def _pool_connections(transport: Any) -> list[Any] | None:
     return list(connections)
 
 
+def pool_stream(response: Any) -> Any:
+    """httpcore's stream under a streamed response (it holds the pool slot); None if none."""
+    stream = getattr(getattr(response, "stream", None), "_stream", None)  # Bound*Stream
+    return getattr(stream, "_httpcore_stream", None)  # the transport's ResponseStream's
+
+
 def pool_request(response: Any) -> Any:
     """httpcore's handle on the pool slot a streamed response occupies; None if not pooled."""
-    stream = getattr(getattr(response, "stream", None), "_stream", None)  # Bound*Stream
-    core = getattr(stream, "_httpcore_stream", None)  # the transport's ResponseStream
+    core = pool_stream(response)
     return getattr(core, "_pool_request", None) or getattr(core, "_status", None)
 
 
-def slot_held(ref: Any) -> bool:
+def slot_held(refs: Any) -> bool:
     """Whether the pool still gives that slot's connection to the response.
 
     Still so after the client closed the connection under it: the response never let go.
     """
-    slot = ref()
+    slot_ref, stream_ref = refs
+    slot = slot_ref()
     if slot is None:  # the pool let go of it: the stream was closed
+        return False
+    # a response dying of its last reference still holds its stream and slot as it is
+    # judged (httpx2's are not in a cycle): the stream's own flag says whether it was closed
+    stream = stream_ref()
+    if stream is not None and getattr(stream, "_closed", False):
         return False
     return getattr(slot, "connection", None) is not None
 
@@ -100,9 +111,11 @@ class HttpxIntegration(Integration):
         # a response that is not streamed was read whole and closed: skipped
         if not kwargs.get("stream") or result.is_closed:
             return
-        slot = pool_request(result)
+        core = pool_stream(result)
+        slot = getattr(core, "_pool_request", None) or getattr(core, "_status", None)
         if slot is None:
             return  # not from a connection pool (a mock or custom transport)
         url = result.request.url
         track_response(result, RESPONSES, self.response_name,
-                       origin_of(str(url.scheme), str(url.host), url.port), weakref.ref(slot))
+                       origin_of(str(url.scheme), str(url.host), url.port),
+                       (weakref.ref(slot), weakref.ref(core)))

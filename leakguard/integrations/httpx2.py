@@ -1,4 +1,4 @@
-"""httpx2.Client and httpx2.AsyncClient (the httpx 0.28 fork): everything as for httpx."""
+"""httpx2.Client, httpx2.AsyncClient, their streamed responses (the httpx 0.28 fork): as httpx."""
 
 from __future__ import annotations
 
@@ -13,3 +13,4 @@ class Httpx2Integration(HttpxIntegration):
     minimum = (2, 0)
     below = (3,)
     classes = (("Client", "httpx2.Client"), ("AsyncClient", "httpx2.AsyncClient"))
+    response_name = "httpx2.Response"
