@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ._tracker import Record
 
 CHILDREN = "_LEAKGUARD_PYTEST_CHILDREN"  # inherited by child processes (not an option)
+RUN_DIR = "_LEAKGUARD_PYTEST_DIR"  # the run's private folder, shared with xdist workers
 
 
 def entry(leak: Leak) -> dict[str, object]:
@@ -84,3 +85,40 @@ class Reader:
             if isinstance(item, dict) and isinstance(item.get("record"), dict):
                 found.append(item)
         return found
+
+
+class RunFolder:
+    """The run's private folder, and the variables that the run's child processes inherit."""
+
+    def __init__(self, worker: bool) -> None:
+        import tempfile
+
+        # an xdist worker shares its controller's folder; any other pytest has its own
+        self.owned = RUN_DIR not in os.environ or not worker
+        self.path = tempfile.mkdtemp(prefix="leakguard-pytest-") if self.owned \
+            else os.environ[RUN_DIR]
+        self.channel = os.path.join(self.path, f"children-{os.getpid()}.jsonl")
+        self.leaks = os.path.join(self.path, "leaks.jsonl")
+        self.keep = False  # the summary named `leaks`: it stays after the run
+        self._saved = {k: os.environ.get(k) for k in (RUN_DIR, CHILDREN, "LEAKGUARD")}
+        os.environ[RUN_DIR] = self.path
+        os.environ[CHILDREN] = self.channel
+        os.environ.setdefault("LEAKGUARD", "1")  # child processes: tracked, and they tell us
+
+    def close(self) -> None:
+        """Put the variables back; remove the folder unless the summary named a file in it."""
+        import shutil
+
+        for key, value in self._saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if not self.owned:
+            return
+        if not self.keep:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        for name in os.listdir(self.path):
+            if name.startswith("children-"):
+                os.unlink(os.path.join(self.path, name))

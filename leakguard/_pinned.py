@@ -119,6 +119,6 @@ def summary(entries: list[Entry], suppressed: int, full: bool, rest: str | None)
             left -= len(found)
         if len(entries) > MAX_REPORTS:
             lines.append(f"leakguard: {len(entries) - MAX_REPORTS} more reports not shown")
-    if rest and len(entries) > (MAX_REPORTS if full else 0):
+    if rest and len(entries) > MAX_REPORTS:
         lines.append(f"leakguard: every report, as JSON Lines: {rest}")
     return lines

@@ -10,9 +10,19 @@ PYTEST_DONT_REWRITE: may be imported before pytest marks it (see leakguard/__ini
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
+
+from ._pytest_support import (
+    Owner,
+    active_in_process,
+    allowed,
+    check_markers,
+    collect_unraisable,
+    nested_codes,
+    run_mode,
+    runner_dirs,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -27,12 +37,6 @@ if TYPE_CHECKING:
     from ._stacks import Stack
     from ._tracker import Record
 
-_INI_MODES = {"true": "fail", "1": "fail", "yes": "fail", "on": "fail", "fail": "fail",
-              "warn": "warn", "false": None, "0": None, "no": None, "off": None, "": None}
-_MARKER_KEYWORDS = ("allow",)
-_RUN_DIR = "_LEAKGUARD_PYTEST_DIR"  # the run's private folder, shared with xdist workers
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("leakguard", "leaked HTTP client sessions and responses")
     group.addoption(
@@ -46,84 +50,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                                "(true fails leaking tests, warn only reports them)", default="")
 
 
-def _mode(config: pytest.Config) -> str | None:
-    value = str(config.getini("leakguard")).strip().lower()
-    if value not in _INI_MODES:
-        raise pytest.UsageError(
-            f"ini option leakguard = {value!r}: accepted values are true, warn, false")
-    chosen = config.getoption("leakguard_mode", None)
-    if chosen:
-        return str(chosen)
-    ini_mode = _INI_MODES[value]
-    if ini_mode:
-        return ini_mode
-    return "fail" if config.getoption("leakguard", False) else None
-
-
-def _active_in_process(config: pytest.Config) -> bool:
-    # leakguard switched on at start-up (LEAKGUARD=1) without --leakguard: show its reports.
-    # Not in a child of a checked run (it sends its leaks to the parent), but in an xdist
-    # worker of an implicitly checked run (its controller started it with the same setup).
-    api = sys.modules.get("leakguard._api")
-    if api is None or not api.is_enabled():
-        return False
-    from ._children import CHILDREN
-
-    return CHILDREN not in os.environ or hasattr(config, "workerinput")
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "leakguard(allow=True): do not check this test for leaked sessions")
-    mode = _mode(config)
-    if mode is None and _active_in_process(config):
+    mode = run_mode(config)
+    if mode is None and active_in_process(config):
         mode = "warn"
     if mode is not None:
         config.pluginmanager.register(LeakguardPlugin(config, mode), "leakguard-checker")
-
-
-class Owner:
-    """A test or a fixture instance: whoever owes the close of the sessions it created."""
-
-    __slots__ = ("allowed", "codes", "kind", "name", "scope", "test")
-
-    def __init__(self, kind: str, name: str, scope: str = "function") -> None:
-        self.kind = kind
-        self.name = name
-        self.scope = scope
-        self.test = ""  # a fixture: the test during which it was torn down
-        self.allowed = False
-        self.codes: tuple[CodeType, ...] = ()
-
-    def describe(self) -> str:
-        if self.kind == "test":
-            return f"test {self.name}"
-        return f"fixture {self.name!r} ({self.scope} scope)"
-
-
-def _nested_codes(func: object) -> tuple[CodeType, ...]:
-    """The code of a fixture function and of every function defined inside it."""
-    import inspect
-
-    try:
-        func = inspect.unwrap(func)  # type: ignore[arg-type]
-    except ValueError:
-        pass
-    code = getattr(getattr(func, "__func__", func), "__code__", None)
-    if code is None:
-        return ()
-    found = [code]
-    for current in found:  # grows while walked: every nesting level
-        found.extend(c for c in current.co_consts if hasattr(c, "co_consts"))
-    return tuple(found)
 
 
 class LeakguardPlugin:
     """Attributes every session to the test or fixture that created it, and checks it."""
 
     def __init__(self, config: pytest.Config, mode: str) -> None:
-        import tempfile
-
         from . import _api, _children
         from ._tracker import TRACKER
 
@@ -144,20 +84,10 @@ class LeakguardPlugin:
         self.entries: list[Entry] = []  # everything pinned, for the terminal summary
         self.suppressed = 0
         self._hide: tuple[str, ...] | None = None
-        self._keep = ""  # the JSON Lines file the terminal summary points to
-        # the run's private folder: children's channel, and the JSON Lines of every leak
-        # when LEAKGUARD_REPORT is not set
-        self.owns_dir = _RUN_DIR not in os.environ or not hasattr(config, "workerinput")
-        self.dir = tempfile.mkdtemp(prefix="leakguard-pytest-") if self.owns_dir \
-            else os.environ[_RUN_DIR]
-        self.children_path = os.path.join(self.dir, f"children-{self.pid}.jsonl")
-        self.children = _children.Reader(self.children_path)
-        self._child_claim = _children.claimer(self.children_path)
-        self._saved_env = {k: os.environ.get(k)
-                           for k in (_RUN_DIR, _children.CHILDREN, "LEAKGUARD")}
-        os.environ[_RUN_DIR] = self.dir
-        os.environ[_children.CHILDREN] = self.children_path
-        os.environ.setdefault("LEAKGUARD", "1")  # child processes: tracked, and they tell us
+        # the children's channel, and the JSON Lines of every leak without LEAKGUARD_REPORT
+        self.folder = _children.RunFolder(worker=hasattr(config, "workerinput"))
+        self.children = _children.Reader(self.folder.channel)
+        self._child_claim = _children.claimer(self.folder.channel)
         self._saved_claimer = None
         if self.reporter is not None:
             self._saved_claimer = self.reporter.claimer
@@ -198,7 +128,7 @@ class LeakguardPlugin:
         func = fixturedef.func
         codes = self._nested.get(func)
         if codes is None:
-            codes = self._nested[func] = _nested_codes(func)
+            codes = self._nested[func] = nested_codes(func)
         owner.codes = codes
         for code in codes:
             self.codes[code] = owner
@@ -219,7 +149,7 @@ class LeakguardPlugin:
         if owner in self.claimed or self.tracker.owned(owner):
             # judged with the test's own records at the end of this teardown: one collection
             owner.test = self.test.name if self.test is not None else ""
-            owner.allowed = owner.scope == "function" and _allowed(request.node)
+            owner.allowed = owner.scope == "function" and allowed(request.node)
             self.due.append(owner)
         else:
             self.tracker.release(owner)
@@ -235,7 +165,7 @@ class LeakguardPlugin:
         self.due = []
         entries, collected = self._judge(owners, item.nodeid, item)
         if collected:
-            _collect_unraisable(item.config, outcome)
+            collect_unraisable(item.config, outcome)
         if entries:
             self.found[item.nodeid] = entries
 
@@ -258,13 +188,13 @@ class LeakguardPlugin:
                 leaks += [Leak(r, "teardown") for r in still_open if r.owner is owner]
                 self.tracker.release(owner)
                 if leaks and owner.kind == "test" and item is not None:
-                    owner.allowed = _allowed(item)
+                    owner.allowed = allowed(item)
                 if leaks and not owner.allowed:
                     where = test if owner.kind == "test" else (owner.test or test)
                     entries += self._pin(sorted(leaks, key=lambda x: x.seq), where,
                                          owner.describe())
             children = self._pin_children(test)
-            if children and not (item is not None and _allowed(item)):
+            if children and not (item is not None and allowed(item)):
                 entries += children
             self._count(entries)
         return entries, collected
@@ -273,7 +203,7 @@ class LeakguardPlugin:
         from ._pinned import from_leak
 
         if self._hide is None:
-            self._hide = _runner_dirs()
+            self._hide = runner_dirs()
         entries = [from_leak(leak, test, owner, self._hide) for leak in leaks]
         for leak in leaks:
             self._write({**leak.as_dict(), "test": test, "owner": owner})
@@ -303,7 +233,7 @@ class LeakguardPlugin:
 
     def _jsonl_path(self) -> str:
         options = getattr(self.reporter, "options", None)
-        return getattr(options, "report", None) or os.path.join(self.dir, "leaks.jsonl")
+        return getattr(options, "report", None) or self.folder.leaks
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item,
@@ -367,69 +297,21 @@ class LeakguardPlugin:
 
         path = self._jsonl_path()
         # the user's LEAKGUARD_REPORT as given (a %p pattern too); ours if it was written
-        shown = path if path != os.path.join(self.dir, "leaks.jsonl") \
-            or os.path.exists(path) else None
+        shown = path if path != self.folder.leaks or os.path.exists(path) else None
         lines = summary(self.entries, self.suppressed, self.mode == "warn", shown)
         if lines:
             terminalreporter.section("leakguard: leaked sessions")
             for line in lines:
                 terminalreporter.write_line(line)
-            self._keep = path
+            # named in the output: the folder stays
+            self.folder.keep = shown == self.folder.leaks and lines[-1].endswith(shown)
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        for item in items:
-            for marker in item.iter_markers("leakguard"):
-                unknown = [k for k in marker.kwargs if k not in _MARKER_KEYWORDS]
-                if marker.args or unknown:
-                    what = f"unknown keyword {unknown[0]!r}" if unknown else "positional arguments"
-                    raise pytest.UsageError(
-                        f"{item.nodeid}: @pytest.mark.leakguard takes only allow=True|False, "
-                        f"not {what}")
+        check_markers(items)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        import shutil
-
         self.tracker.owner = None
         self.tracker.owner_of = None
         if self.reporter is not None and self.reporter.claimer == self._claim:
             self.reporter.claimer = self._saved_claimer
-        for key, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        if self.owns_dir and not getattr(self, "_keep", "").startswith(self.dir):
-            shutil.rmtree(self.dir, ignore_errors=True)
-        elif self.owns_dir:
-            for name in os.listdir(self.dir):
-                if name.startswith("children-"):
-                    os.unlink(os.path.join(self.dir, name))
-
-
-def _collect_unraisable(config: pytest.Config, outcome: Result[None]) -> None:
-    # Our collection ran finalizers (and their warnings) now: pytest >= 8.4 would only show
-    # their unraisable exceptions in the next test's setup, so show them in this teardown.
-    module = sys.modules.get("_pytest.unraisableexception")
-    collect = getattr(module, "collect_unraisable", None)
-    force = getattr(outcome, "force_exception", None)
-    if collect is None or force is None or outcome.excinfo is not None:
-        return
-    try:
-        collect(config)
-    except Exception as exc:
-        force(exc)
-
-
-def _allowed(node: pytest.Item | pytest.Collector) -> bool:
-    marker = node.get_closest_marker("leakguard") if hasattr(node, "get_closest_marker") \
-        else None
-    return bool(marker is not None and marker.kwargs.get("allow", False))
-
-
-def _runner_dirs() -> tuple[str, ...]:
-    # pytest's and pluggy's own frames say nothing about where a test made its session
-    import _pytest
-    import pluggy
-
-    return tuple(os.path.dirname(os.path.abspath(m.__file__ or "")) + os.sep
-                 for m in (_pytest, pluggy))
+        self.folder.close()
