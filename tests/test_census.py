@@ -369,3 +369,15 @@ def test_leakguard_report_shows_the_latest_census_of_each_process(tmp_path: Path
                               str(report)], capture_output=True, text=True, timeout=60)
     data = json.loads(as_json.stdout)
     assert [c["pid"] for c in data["census"]] == pids
+
+
+def test_no_thread_in_a_process_without_the_interval() -> None:
+    r = run_python('''
+        import threading, requests
+        KEPT = [requests.Session() for _ in range(3)]
+        print([t.name for t in threading.enumerate()])
+        for s in KEPT:
+            s.close()
+    ''', env={"LEAKGUARD": "1"})
+    assert r.returncode == 0 and r.stderr == ""
+    assert r.stdout == "['MainThread']\n"
