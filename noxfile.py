@@ -64,7 +64,8 @@ NIQUESTS_TESTS = ["tests/test_niquests.py", "tests/test_integration_contract.py"
 @nox.parametrize("release", list(NIQUESTS))
 def niquests(session: nox.Session, release: str) -> None:
     """niquests sessions, and the urllib3 and requests integrations over urllib3-future."""
-    session.install(".", *TEST_TOOLS, *NIQUESTS[release], "requests")
+    # requests, aiohttp and httpx: test_responses.py (its server) imports them
+    session.install(".", *TEST_TOOLS, *NIQUESTS[release], "requests", "aiohttp", "httpx")
     session.run("python", "-c", VERSIONS)
     session.run("pytest", "-q", "-p", "no:cacheprovider", *(session.posargs or NIQUESTS_TESTS))
 

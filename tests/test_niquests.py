@@ -117,3 +117,52 @@ def test_niquests_status_line() -> None:
     r = run_python("from leakguard.cli import main\nmain(['status'])\n")
     assert r.returncode == 0, r.stderr
     assert "niquests" in r.stdout and "tracked (supported: >=3.5,<4)" in r.stdout, r.stdout
+
+
+RESPONSES = """
+import gc, niquests
+s = niquests.Session()
+def work():
+    r = s.get(BIG + "big", stream=True)  # LEAK
+    return r
+"""
+
+
+@pytest.mark.parametrize("when", ["gc", "exit"])
+def test_streamed_response_leak_names_the_request_line(when: str) -> None:
+    from test_responses import BIG_SERVER
+
+    code = BIG_SERVER + RESPONSES + ("work()\ngc.collect()\ns.close()\n" if when == "gc"
+                                     else "keep = work()\n")
+    r = run_python(code, env={"LEAKGUARD": "1"})
+    check(r.stderr)
+    what = "garbage-collected without close()" if when == "gc" else \
+        "still open at interpreter exit"
+    head = f"leakguard: niquests.Response {what} (holding a connection to http://127.0.0.1:"
+    assert r.stderr.count(head) == 1, r.stderr
+    line = code.splitlines().index('    r = s.get(BIG + "big", stream=True)  # LEAK') + 1
+    assert f'app.py", line {line}, in work\n' in r.stderr.split(head)[1], r.stderr
+    assert "1 leaked response (1 " in r.stderr, r.stderr
+    assert "HTTPResponse" not in r.stderr  # urllib3-future's own response: the same leak
+
+
+def test_clean_streamed_responses_are_never_reported() -> None:
+    from test_responses import BIG_SERVER
+
+    code = BIG_SERVER + """
+import gc, niquests
+with niquests.Session() as s:
+    s.get(BIG + "big", stream=True).content
+    s.get(BIG + "big", stream=True).close()
+    with s.get(BIG + "big", stream=True) as r:
+        pass
+    for _ in s.get(BIG + "big", stream=True).iter_content(65536):
+        pass
+    s.get(BIG + "close", stream=True).content
+    s.get(BIG + "big")
+    del r
+    gc.collect()
+"""
+    r = run_python(code, env={"LEAKGUARD": "1"})
+    assert r.returncode == 0, r.stderr
+    assert "leakguard" not in r.stderr, r.stderr

@@ -12,6 +12,7 @@ class NiquestsIntegration(RequestsIntegration):
     module = "niquests"
     minimum = (3, 5)  # the first whose AsyncSession is asyncio through and through
     below = (4,)
+    response_name = "niquests.Response"  # stream=True: tracked as requests' responses
     # AsyncSession.__init__ does not call Session.__init__: listed first, so that its own
     # __init__ is wrapped too (a listed subclass would otherwise rely on super())
     classes = (("AsyncSession", "niquests.AsyncSession"), ("Session", "niquests.Session"))

@@ -41,6 +41,7 @@ class RequestsIntegration(Integration):
     closers = ("close",)
     requesters = ("send",)
     reusable = True
+    response_name = "requests.Response"
 
     def resources(self, session: Any) -> object:
         # the adapters dict: mount() adds to it in place, and adapters never hold the session
@@ -60,5 +61,5 @@ class RequestsIntegration(Integration):
         raw = getattr(result, "raw", None)
         if raw is None or not raw_holds(raw):
             return
-        track_response(result, RESPONSES, "requests.Response", pool_origin(raw._pool),
+        track_response(result, RESPONSES, self.response_name, pool_origin(raw._pool),
                        weakref.ref(raw))
