@@ -55,7 +55,7 @@ def matrix(session: nox.Session, combo: str) -> None:
 
 # niquests depends on urllib3-future, which installs itself over the real `urllib3`: its own
 # virtualenv, never the main test environment. Its oldest supported release and the newest.
-NIQUESTS = {"oldest": ["niquests==3.5.0", "urllib3-future==2.6.900"], "latest": ["niquests"]}
+NIQUESTS = {"oldest": ["niquests==3.6.0", "urllib3-future==2.7.904"], "latest": ["niquests"]}
 NIQUESTS_TESTS = ["tests/test_niquests.py", "tests/test_integration_contract.py",
                   "-k", "niquests or urllib3 or requests"]
 

@@ -116,7 +116,7 @@ gc.collect()
 def test_niquests_status_line() -> None:
     r = run_python("from leakguard.cli import main\nmain(['status'])\n")
     assert r.returncode == 0, r.stderr
-    assert "niquests" in r.stdout and "tracked (supported: >=3.5,<4)" in r.stdout, r.stdout
+    assert "niquests" in r.stdout and "tracked (supported: >=3.6,<4)" in r.stdout, r.stdout
 
 
 RESPONSES = """

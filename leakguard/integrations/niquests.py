@@ -10,7 +10,7 @@ class NiquestsIntegration(RequestsIntegration):
 
     name = "niquests"
     module = "niquests"
-    minimum = (3, 5)  # the first whose AsyncSession is asyncio through and through
+    minimum = (3, 6)  # the first whose AsyncSession.close() closes (3.5: a no-op)
     below = (4,)
     response_name = "niquests.Response"  # stream=True: tracked as requests' responses
     # AsyncSession.__init__ does not call Session.__init__: listed first, so that its own
