@@ -411,3 +411,30 @@ def test_async_httpx_response_leak(reports: Reports, big_url: str) -> None:
     assert text.startswith("leakguard: httpx.Response garbage-collected without close()")
     assert f'line {_line("# ASYNC")}, in fetch' in text
 
+
+
+def test_async_requests_stay_coroutines(reports: Reports, big_url: str) -> None:
+    import warnings
+
+    async def main() -> None:
+        async with httpx.AsyncClient() as c:
+            task = asyncio.create_task(c.send(c.build_request("GET", big_url)))
+            assert (await task).status_code == 200
+            [r] = await asyncio.gather(c.send(c.build_request("GET", big_url)))
+            assert r.status_code == 200
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                c.send(c.build_request("GET", big_url))  # never awaited
+                gc.collect()
+        async with aiohttp.ClientSession() as s:
+            with warnings.catch_warnings(record=True) as seen2:
+                warnings.simplefilter("always")
+                s.get(big_url)  # never awaited
+                gc.collect()
+        # warned once, under the library's own name, as without leakguard
+        assert [str(w.message) for w in seen] == [
+            "coroutine 'AsyncClient.send' was never awaited"]
+        assert [str(w.message) for w in seen2] == [
+            "coroutine 'ClientSession._request' was never awaited"]
+
+    asyncio.run(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
+from collections.abc import Coroutine
 
 from .. import _stacks
 from .._guard import guard
@@ -87,6 +88,54 @@ def snapshot(response: object, reader: ResponseReader) -> None:
     record.held = reader.holds(response)
 
 
+class _Then(Coroutine):  # type: ignore[type-arg]
+    """The library's coroutine, driven as is; its result looked at once it returns.
+
+    Not a coroutine of ours around it: one never awaited must warn under its own name only.
+    """
+
+    __slots__ = ("_coro", "_guarded", "_instance", "_kwargs", "_then")
+
+    def __init__(self, coro: Any, then: Any, instance: Any, kwargs: Any, guarded: Any) -> None:
+        self._coro = coro
+        self._then = then
+        self._instance = instance
+        self._kwargs = kwargs
+        self._guarded = guarded
+
+    def send(self, value: Any) -> Any:
+        try:
+            return self._coro.send(value)
+        except StopIteration as stop:
+            self._done(stop.value)
+            raise
+
+    def throw(self, *args: Any) -> Any:
+        try:
+            return self._coro.throw(*args)
+        except StopIteration as stop:
+            self._done(stop.value)
+            raise
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Any:
+        return self
+
+    def __iter__(self) -> Any:
+        return self
+
+    def __next__(self) -> Any:
+        return self.send(None)
+
+    def _done(self, result: Any) -> None:
+        # runs in the frame chain of the awaiting coroutine: its stack reaches the user
+        instance, kwargs, self._instance, self._kwargs = self._instance, self._kwargs, None, None
+        with self._guarded:
+            self._then(instance, result, kwargs)
+
+
 def request_wrapper(integration: Any, method: Any) -> Any:
     """The wrapper of a session method that makes one request: last use, use after close and,
     when the integration tracks responses, the response it returns."""
@@ -96,19 +145,13 @@ def request_wrapper(integration: Any, method: Any) -> Any:
     on_response = integration.on_response if integration.tracks_responses() else None
 
     if on_response is not None and inspect.iscoroutinefunction(method):
-        async def after(coro: Any, instance: Any, kwargs: Any) -> Any:
-            result = await coro
-            with guarded:
-                on_response(instance, result, kwargs)
-            return result
-
         def async_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             with guarded:
                 note_request(instance, reusable, closer)
-            return after(wrapped(*args, **kwargs), instance, kwargs)
+            coro = wrapped(*args, **kwargs)
+            return _Then(coro, on_response, instance, kwargs, guarded)
 
-        unseen_by_warnings(after)
-        return unseen_by_warnings(async_request)
+        return async_request
 
     def request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         with guarded:
