@@ -109,12 +109,13 @@ class RunFolder:
         """Put the variables back; remove the folder unless the summary named a file in it."""
         import shutil
 
-        for key, value in self._saved.items():
+        saved, self._saved = self._saved, {}  # closing twice is a no-op
+        for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        if not self.owned:
+        if not self.owned or not os.path.isdir(self.path):
             return
         if not self.keep:
             shutil.rmtree(self.path, ignore_errors=True)

@@ -284,6 +284,9 @@ class LeakguardPlugin:
         if workeroutput is not None:
             workeroutput["leakguard_entries"] = entries
             workeroutput["leakguard_suppressed"] = self.suppressed
+            # a worker may be ended before its unconfigure, and shows no summary of its own
+            if self.folder.owned:
+                self.folder.close()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
