@@ -1,4 +1,4 @@
-"""A small program that leaks a requests.Session and an aiohttp.ClientSession.
+"""A small program that leaks HTTP sessions and a streamed response.
 
 Run it with leakguard switched on:
 
@@ -51,6 +51,12 @@ def cached_session(url: str) -> requests.Session:
     return CACHE.setdefault(url, requests.Session())
 
 
+def first_status(url: str) -> int:
+    with requests.Session() as session:  # the session is closed...
+        response = session.get(url, stream=True)  # ...but this response is never read or closed
+        return response.status_code
+
+
 async def fetch_async(url: str) -> int:
     session = aiohttp.ClientSession()  # never closed
     async with session.get(url) as response:
@@ -63,6 +69,7 @@ def main() -> None:
     print("GET", url, "->", fetch(url))
     print("GET", url, "->", cached_session(url).get(url).status_code)
     print("GET", url, "->", asyncio.run(fetch_async(url)))
+    print("GET", url, "->", first_status(url))
     with requests.Session() as ok:  # closed properly: no report
         ok.get(url)
     gc.collect()
