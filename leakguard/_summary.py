@@ -71,6 +71,13 @@ def summarize(records: list[dict[str, object]]) -> dict[str, object]:
         "gc": sum(1 for r in records if r.get("event") == "gc"),
         "exit": sum(1 for r in records if r.get("event") == "exit"),
         "processes": len({r.get("pid") for r in records}),
+        # per kind (a record without one is a session's, from before responses were tracked)
+        "kinds": {kind: {"leaks": len(mine),
+                         "gc": sum(1 for r in mine if r.get("event") == "gc"),
+                         "exit": sum(1 for r in mine if r.get("event") == "exit")}
+                  for kind in ("session", "response")
+                  for mine in [[r for r in records if r.get("kind", "session") == kind]]
+                  if mine or kind == "session"},
         "groups": [{"count": n, "type": t, "site": s}
                    for (t, s), n in sorted(groups.items(), key=lambda kv: -kv[1])],
     }
@@ -78,15 +85,22 @@ def summarize(records: list[dict[str, object]]) -> dict[str, object]:
 
 def format_summary(data: dict[str, object]) -> str:
     """The summary in the same layout as the one printed at exit."""
-    n = int(str(data["leaks"]))
-    noun = "session" if n == 1 else "sessions"
-    parts = []
-    if data["gc"]:
-        parts.append(f"{data['gc']} garbage-collected without close()")
-    if data["exit"]:
-        parts.append(f"{data['exit']} still open at exit")
+    kinds = data.get("kinds") or {"session": data}
+    assert isinstance(kinds, dict)
+    clauses = []
+    for kind, counts in kinds.items():  # one clause per kind, as at exit
+        if not counts["leaks"] and len(kinds) > 1:
+            continue  # no leaked sessions, only responses
+        n = int(str(counts["leaks"]))
+        parts = []
+        if counts["gc"]:
+            parts.append(f"{counts['gc']} garbage-collected without close()")
+        if counts["exit"]:
+            parts.append(f"{counts['exit']} still open at exit")
+        clauses.append(f"{n} leaked {kind}{'' if n == 1 else 's'}"
+                       + (f" ({', '.join(parts)})" if parts else ""))
     procs = int(str(data["processes"]))
-    head = f"leakguard: {n} leaked {noun}" + (f" ({', '.join(parts)})" if parts else "")
+    head = "leakguard: " + "; ".join(clauses)
     head += f" in {procs} process{'es' if procs != 1 else ''}"
     groups = data["groups"]
     assert isinstance(groups, list)

@@ -438,3 +438,18 @@ def test_async_requests_stay_coroutines(reports: Reports, big_url: str) -> None:
             "coroutine 'ClientSession._request' was never awaited"]
 
     asyncio.run(main())
+
+
+def test_leakguard_report_counts_each_kind(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    report = tmp_path / "leaks-%p.jsonl"
+    code = BIG_SERVER + LEAKS["requests"][1] + "work()\n"
+    run_python(code, env={"LEAKGUARD": "1", "LEAKGUARD_REPORT": str(report)})
+    files = [str(p) for p in tmp_path.glob("leaks-*.jsonl")]
+    out = subprocess.run([sys.executable, "-m", "leakguard", "report", *files],
+                         capture_output=True, text=True).stdout
+    assert out.splitlines()[0] == ("leakguard: 1 leaked session (1 still open at exit); "
+                                   "1 leaked response (1 garbage-collected without close()) "
+                                   "in 1 process")
