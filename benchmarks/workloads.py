@@ -48,6 +48,16 @@ REQUEST = {
               "def setup(url):\n    global c, URL\n    c = httpx.Client(); URL = url\n"
               "def many(n):\n    for _ in range(n):\n        c.get(URL)\n"
               "def teardown():\n    c.close()\n"),
+    "httpx2": ("import httpx2\n"
+               "def setup(url):\n    global c, URL\n    c = httpx2.Client(); URL = url\n"
+               "def many(n):\n    for _ in range(n):\n        c.get(URL)\n"
+               "def teardown():\n    c.close()\n"),
+    "httpx2 stream() + read": (
+        "import httpx2\n"
+        "def setup(url):\n    global c, URL\n    c = httpx2.Client(); URL = url\n"
+        "def many(n):\n    for _ in range(n):\n"
+        "        with c.stream('GET', URL) as r:\n            r.read()\n"
+        "def teardown():\n    c.close()\n"),
 }
 
 
