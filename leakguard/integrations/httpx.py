@@ -40,14 +40,19 @@ def slot_held(refs: Any) -> bool:
 
     Still so after the client closed the connection under it: the response never let go.
     """
-    slot_ref, stream_ref = refs
+    slot_ref, stream_ref, pool_ref = refs
     slot = slot_ref()
     if slot is None:  # the pool let go of it: the stream was closed
         return False
     # a response dying of its last reference still holds its stream and slot as it is
-    # judged (httpx2's are not in a cycle): the stream's own flag says whether it was closed
+    # judged (httpx2's are in no cycle), and a slot may outlive its use: the stream's own
+    # flag and the pool's list of requests say whether it was given back
     stream = stream_ref()
     if stream is not None and getattr(stream, "_closed", False):
+        return False
+    pool = pool_ref() if pool_ref is not None else None
+    requests = getattr(pool, "_requests", None)
+    if isinstance(requests, list) and not any(r is slot for r in requests):
         return False
     return getattr(slot, "connection", None) is not None
 
@@ -116,6 +121,8 @@ class HttpxIntegration(Integration):
         if slot is None:
             return  # not from a connection pool (a mock or custom transport)
         url = result.request.url
+        pool = getattr(core, "_pool", None)
         track_response(result, RESPONSES, self.response_name,
                        origin_of(str(url.scheme), str(url.host), url.port),
-                       (weakref.ref(slot), weakref.ref(core)))
+                       (weakref.ref(slot), weakref.ref(core),
+                        None if pool is None else weakref.ref(pool)))
