@@ -196,6 +196,9 @@ def test_run_exitcode_counts_terminated_pool_workers() -> None:
     with open(os.path.join(folder, "app.py"), "w") as f:
         f.write(textwrap.dedent(POOL_APP))
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEAKGUARD")}
+    # SIG_DFL, so terminate() kills the workers at once: what counts is the report they made
+    # before (a SIGTERM report would be a second chance, tested with the SIGTERM option)
+    env["LEAKGUARD_SIGTERM"] = "0"
     for attempt in range(4):
         r = subprocess.run([sys.executable, "-m", "leakguard", "run", "--exitcode", "3", "--",
                             sys.executable, "app.py"], cwd=folder, env=env,
