@@ -52,7 +52,12 @@ def counted(entries: Iterable[Entry]) -> str:
     kinds: dict[object, int] = {}
     for e in entries:
         kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
-    return " and ".join(_noun(k, n) for k, n in sorted(kinds.items(), key=str))
+    return " and ".join(_noun(k, kinds[k]) for k in _in_order(kinds))
+
+
+def _in_order(kinds: Iterable[object]) -> list[object]:
+    # sessions first, as in every other summary
+    return sorted(set(kinds), key=lambda k: (k == "response", str(k)))
 
 
 def describe(owner: str, test: str, entries: list[Entry]) -> str:
@@ -83,7 +88,7 @@ def summary(entries: list[Entry], suppressed: int, full: bool, rest: str | None)
     if not entries and not suppressed:
         return []
     clauses = []
-    for kind in sorted({str(e["kind"]) for e in entries}):
+    for kind in _in_order(str(e["kind"]) for e in entries):
         of_kind = [e for e in entries if e["kind"] == kind]
         counts = {ev: sum(1 for e in of_kind if e["event"] == ev) for ev in EVENTS}
         events = [f"{n} {EVENTS[ev]}" for ev, n in counts.items() if n]

@@ -119,9 +119,15 @@ def allowed(node: pytest.Item | pytest.Collector) -> bool:
 
 
 def runner_dirs() -> tuple[str, ...]:
-    # pytest's and pluggy's own frames say nothing about where a test made its session
+    # the runner's own frames (pytest, pluggy, xdist's execnet, and the `pytest` console
+    # script that started the process) say nothing about where a test made its session
     import _pytest
     import pluggy
 
-    return tuple(os.path.dirname(os.path.abspath(m.__file__ or "")) + os.sep
-                 for m in (_pytest, pluggy))
+    found = [m for m in (_pytest, pluggy, *(sys.modules.get(name) for name in
+                                             ("pytest", "xdist", "execnet"))) if m is not None]
+    hidden = [os.path.dirname(os.path.abspath(m.__file__ or "")) + os.sep for m in found]
+    script = os.path.basename(sys.argv[0]) if sys.argv else ""
+    if script.startswith(("pytest", "py.test")):
+        hidden.append(os.path.abspath(sys.argv[0]))
+    return tuple(hidden)

@@ -361,3 +361,31 @@ def test_leaks():
     r.assert_outcomes(passed=1)
     assert r.ret == 3
     assert clean.ret == 5  # no test ran: pytest's own status, untouched
+
+
+def test_reports_start_at_the_test_not_at_the_pytest_script(pytester: pytest.Pytester) -> None:
+    """Run by the `pytest` console script: its frame is runner noise, not the user's code."""
+    import os
+    import subprocess
+    import sys
+
+    pytester.makepyfile(test_script=HEADER + '''
+def test_leaks():
+    s = requests.Session()
+    s.get(URL)
+
+def test_streams():
+    r = requests.get(URL, stream=True)
+    assert r.status_code == 200
+''')
+    script = os.path.join(os.path.dirname(sys.executable), "pytest")
+    out = subprocess.run([script, "-p", "no:cacheprovider", "-q", "--leakguard"],
+                         cwd=str(pytester.path), capture_output=True, text=True,
+                         timeout=120).stdout
+    for created in ("Session created at", "Response created at"):
+        stack = out.split(created)[1].split("leakguard:")[0]
+        first_frame = stack.splitlines()[1]
+        assert "test_script.py" in first_frame, out
+    assert "_console_main" not in out, out
+    head = out.split("leakguard: leaked sessions")[1].splitlines()[1]
+    assert head.startswith("leakguard: 1 leaked session (") and "; 1 leaked response" in head, out
