@@ -92,8 +92,8 @@ def enable(**options: Any) -> None:
             _STATE.atexit_registered = True
         if opts.exitcode is not None:
             _exit.record_exit_requests()
-        if opts.sigterm:
-            _sigterm.install(_exit_report)
+        if opts.sigterm and _sigterm.install(_exit_report):
+            _hooks.when_imported("multiprocessing", _sigterm.default_in_workers)
         if opts.metrics == "otel":
             from . import _metrics
 

@@ -52,6 +52,33 @@ def uninstall() -> None:
         pass
 
 
+def default_in_workers(multiprocessing: object) -> None:
+    """Leave SIGTERM's default action to multiprocessing's worker processes.
+
+    A Python-level handler runs only between bytecodes of the main thread: a SIGTERM that
+    lands just before a worker blocks on its queue's lock is never handled, and
+    Pool.terminate() (also `with Pool()`) would wait for that worker forever. Workers keep
+    the default, as without leakguard; what they drop is still reported when collected.
+    """
+    if sys.argv[1:2] == ["--multiprocessing-fork"]:  # a spawned worker, being started
+        _restore_default(None)
+        return
+    from multiprocessing import util
+
+    # run in every new forked worker (fork, forkserver) by Process._bootstrap
+    util.register_after_fork(_WorkerMarker, _restore_default)
+
+
+class _WorkerMarker:
+    """A weakly referenceable key for multiprocessing's after-fork registry."""
+
+
+def _restore_default(_: object) -> None:
+    with guard("restoring SIGTERM in a worker"):
+        if threading.current_thread() is threading.main_thread() and installed():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def installed() -> bool:
     """Whether our handler is SIGTERM's handler now."""
     return signal.getsignal(signal.SIGTERM) is _on_sigterm

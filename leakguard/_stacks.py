@@ -184,10 +184,25 @@ def frames(stack: Stack) -> list[Frame]:
         path = abspath(code.co_filename)
         if path.startswith(hidden):
             continue
-        source = linecache.getline(code.co_filename, line).strip()
+        source = _masked(linecache.getline(code.co_filename, line).strip())
         out.append(Frame(code.co_filename, line, code.co_name,
                          modules.get(code.co_filename, ""), source))
     return out
+
+
+_SECRET_WORDS = ("key", "token", "secret", "password", "passwd", "auth", "credential")
+
+
+def _masked(source: str) -> str:
+    """The source line with string literals given to secret-looking names shown as ***."""
+    if not any(word in source.lower() for word in _SECRET_WORDS):
+        return source  # the common case: no regular expression at all
+    import re
+
+    # `api_key="sk-..."`, `token='...'`, `"password": "..."`: the literal is replaced
+    return re.sub(r"""(?i)((?:key|token|secret|passw(?:or)?d|auth\w*|credentials?)['"]?"""
+                  r"""\s*[=:]\s*[rbuf]{0,2})(['"])(?:\\.|(?!\2).)*\2""",
+                  lambda m: f"{m.group(1)}{m.group(2)}***{m.group(2)}", source)
 
 
 def format_stack(stack: Stack, header: str) -> str:

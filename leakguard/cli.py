@@ -242,8 +242,12 @@ def _forward_sigterm(proc: subprocess.Popen[bytes]) -> None:
         except OSError:  # already gone
             pass
 
+    from . import _sigterm
+
     try:
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        # leakguard's own report-at-SIGTERM handler (LEAKGUARD=1 here too) has nothing to
+        # report in this launcher: forwarding replaces it; a program's own handler stays
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or _sigterm.installed():
             signal.signal(signal.SIGTERM, forward)
     except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGTERM
         pass

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import requests
 import urllib3
-from conftest import Reports, run_python
+from conftest import SERVER_SNIPPET, Reports, run_python
 
 import leakguard
 from leakguard._tracker import TRACKER
@@ -453,3 +453,25 @@ def test_leakguard_report_counts_each_kind(tmp_path: Path) -> None:
     assert out.splitlines()[0] == ("leakguard: 1 leaked session (1 still open at exit); "
                                    "1 leaked response (1 garbage-collected without close()) "
                                    "in 1 process")
+
+
+def test_secrets_in_source_lines_are_masked() -> None:
+    """A key written literally where a session is made never reaches a report or record."""
+    import os
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="leakguard-test-")
+    report = os.path.join(folder, "r.jsonl")
+    r = run_python(SERVER_SNIPPET + '''
+import requests
+class Client:
+    def __init__(self, api_key, token=None):
+        self.s = requests.Session()
+KEEP = Client(api_key="sk-test-SECRET123", token='tok-SECRET456')
+''', env={"LEAKGUARD": "1", "LEAKGUARD_REPORT": report})
+    assert "still open at interpreter exit" in r.stderr
+    assert 'api_key="***", token=\'***\')' in r.stderr, r.stderr
+    text = open(report).read()
+    assert "SECRET" not in r.stderr + text
+    assert any("***" in f["code"] for rec in map(json.loads, text.splitlines())
+               for f in rec["stack"])

@@ -140,27 +140,32 @@ def test_disable_puts_the_default_back() -> None:
 
 
 POOL = textwrap.dedent('''
-    import multiprocessing, os, sys, time, requests
+    import gc, multiprocessing, os, signal, sys, time, requests
 
     KEPT = []
 
     def work(n):
         KEPT.append(requests.Session())  # kept by the worker: open when it is terminated
-        return os.getpid()
+        requests.Session()  # dropped: reported when collected, by the worker itself
+        gc.collect()
+        return os.getpid(), signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
     if __name__ == "__main__":
         ctx = multiprocessing.get_context(sys.argv[1])
-        pool = ctx.Pool(2)
-        pids = set(pool.map(work, range(8), chunksize=1))
-        time.sleep(0.5)
-        pool.terminate()
-        pool.join()
-        print("workers", len(pids), flush=True)
+        for attempt in range(3):  # terminate() while workers move to their next task
+            with ctx.Pool(2) as pool:
+                seen = set(pool.map(work, range(8), chunksize=1))
+        print("workers", len({pid for pid, _ in seen}), flush=True)
+        print("default in workers", all(default for _, default in seen), flush=True)
+        print("ours in the parent", signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL,
+              flush=True)
 ''')
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
-def test_pool_terminate_reports_the_workers_leaks(tmp_path: Path, method: str) -> None:
+def test_pool_workers_keep_sigterms_default(tmp_path: Path, method: str) -> None:
+    # A Python-level handler may never run in a worker blocked on its queue's lock, and
+    # Pool.terminate() would then wait forever: workers keep SIGTERM's default action.
     if method not in __import__("multiprocessing").get_all_start_methods():
         pytest.skip(f"no {method} here")
     (tmp_path / "pool.py").write_text(POOL)
@@ -169,14 +174,12 @@ def test_pool_terminate_reports_the_workers_leaks(tmp_path: Path, method: str) -
                        env=_env(LEAKGUARD="1", LEAKGUARD_REPORT=str(report)),
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    workers = int(r.stdout.split()[1])
+    assert "default in workers True" in r.stdout, (r.stdout, r.stderr)
+    assert "ours in the parent True" in r.stdout, (r.stdout, r.stderr)
     records = [json.loads(line) for line in report.read_text().splitlines()]
-    by_pid: dict[int, int] = {}
-    for rec in records:
-        assert rec["event"] == "exit" and rec["type"] == "requests.Session"
-        by_pid[int(rec["pid"])] = by_pid.get(int(rec["pid"]), 0) + 1
-    # every terminated worker reported its own sessions
-    assert (len(by_pid), sum(by_pid.values())) == (workers, 8), (by_pid, r.stdout, r.stderr)
+    # the sessions workers dropped are reported by the workers, at collection
+    assert sum(1 for rec in records if rec["event"] == "gc") == 24, (r.stdout, r.stderr)
+    assert {rec["type"] for rec in records} == {"requests.Session"}
 
 
 def test_run_exitcode_counts_a_terminated_childs_leaks(tmp_path: Path) -> None:
@@ -187,20 +190,16 @@ def test_run_exitcode_counts_a_terminated_childs_leaks(tmp_path: Path) -> None:
          sys.executable, str(script)], _env(), tmp_path)
     assert status == 128 + signal.SIGTERM
     assert "leakguard: 2 leaked sessions (2 still open at exit)" in err
-    # a parent that exits 0 after terminating its pool's workers: their leaks count
-    (tmp_path / "pool.py").write_text(POOL)
-    r = subprocess.run([sys.executable, "-m", "leakguard", "run", "--exitcode", "7", "--",
-                        sys.executable, "pool.py", "fork"], cwd=tmp_path, env=_env(),
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 7, r.stderr
-    assert "still open at interpreter exit" in r.stderr
 
 
-def test_run_passes_its_sigterm_on_to_the_command(tmp_path: Path) -> None:
-    # docker stop signals `leakguard run` (process 1 of the container), not its child
+@pytest.mark.parametrize("exported", ["", "1"])
+def test_run_passes_its_sigterm_on_to_the_command(tmp_path: Path, exported: str) -> None:
+    # docker stop signals `leakguard run` (process 1 of the container), not its child; also
+    # with LEAKGUARD=1 exported, which makes leakguard active in `run` itself
     script = _script(tmp_path)
+    env = _env(LEAKGUARD=exported) if exported else _env()
     proc = subprocess.Popen([sys.executable, "-m", "leakguard", "run", "--", sys.executable,
-                             str(script)], env=_env(), cwd=tmp_path, stdout=subprocess.PIPE,
+                             str(script)], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     assert proc.stdout.readline().startswith("ready")
