@@ -244,4 +244,9 @@ def options_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]
             complain(variable, raw, exc.accepted)
             continue
         found[keyword] = raw
+    for variable in env:
+        # a misspelt name (LEAKGUARD_EXITCOD=3) would silently do nothing
+        if variable.startswith("LEAKGUARD_") and variable not in _VARIABLES:
+            complain(variable, env[variable], "not a leakguard variable; they are "
+                     + ", ".join(("LEAKGUARD", *_VARIABLES)))
     return found

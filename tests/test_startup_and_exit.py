@@ -112,6 +112,17 @@ def test_bad_values_get_one_line_and_the_program_runs_on() -> None:
     assert len(r.stderr.splitlines()) == 1
 
 
+def test_a_misspelt_variable_gets_one_line() -> None:
+    r = run_python("import sys; print('ran'); sys.exit(5)",
+                   env={"LEAKGUARD": "1", "LEAKGUARD_EXITCOD": "3"})
+    assert r.stdout == "ran\n" and r.returncode == 5
+    assert r.stderr.splitlines() == [
+        "leakguard: ignoring LEAKGUARD_EXITCOD='3': not a leakguard variable; they are "
+        "LEAKGUARD, LEAKGUARD_LOG, LEAKGUARD_STACK_DEPTH, LEAKGUARD_EXITCODE, LEAKGUARD_REPORT, "
+        "LEAKGUARD_SUPPRESSIONS, LEAKGUARD_TARGETS, LEAKGUARD_RESPONSES, LEAKGUARD_MAX_OPEN, "
+        "LEAKGUARD_INTERVAL, LEAKGUARD_SIGTERM, LEAKGUARD_METRICS"]
+
+
 def test_targets_limit_what_is_patched() -> None:
     r = run_python(GLOBAL_LEAK, env={"LEAKGUARD": "1", "LEAKGUARD_TARGETS": "aiohttp"})
     assert r.stderr == ""
