@@ -121,7 +121,7 @@ class Leak:
         if not self.requests or self.last_use is None:
             return "; no requests"
         last = self.last_use
-        at = f"{_short_path(str(last['file']))}:{last['line']} in {last['function']}"
+        at = f"{_stacks.short_path(str(last['file']))}:{last['line']} in {last['function']}"
         if self.requests == 1:
             return f"; 1 request, {last['age_s']:.1f} s ago at {at}"
         return f"; {self.requests} requests, the last {last['age_s']:.1f} s ago at {at}"
@@ -297,7 +297,7 @@ class Reporter:
         groups: dict[tuple[str, str, int, str], int] = {}
         for leak in leaks:
             file, line, func = leak.site(self.library_dirs)
-            key = (leak.type, _short_path(file), line, func)
+            key = (leak.type, _stacks.short_path(file), line, func)
             groups[key] = groups.get(key, 0) + 1
         ordered = sorted(groups.items(), key=lambda kv: -kv[1])
         width = len(str(ordered[0][1])) if ordered else 1
@@ -347,10 +347,3 @@ class Claim:
         self.start = start
         self.leaks: list[Leak] = []
 
-
-def _short_path(path: str) -> str:
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return path
-    return path if rel.startswith("..") else rel

@@ -45,7 +45,7 @@ class Site:
 
     def label(self) -> str:
         """`app.py:40 in handler`, the path relative to the working directory when below it."""
-        return f"{short_path(self.file)}:{self.line} in {self.function}"
+        return f"{_stacks.short_path(self.file)}:{self.line} in {self.function}"
 
 
 class Sites:
@@ -139,11 +139,3 @@ class Sites:
                     "site": site.text(),
                     "stack": [f.as_dict() for f in found]})
 
-
-def short_path(path: str) -> str:
-    """The path relative to the working directory when it is below it, else as is."""
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return path
-    return path if rel.startswith("..") else rel

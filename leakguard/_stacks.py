@@ -298,3 +298,12 @@ def _as_site(frame: Mapping[str, object]) -> tuple[str, int, str]:
     line = frame.get("line")
     return (str(frame.get("file", "<unknown>")), line if isinstance(line, int) else 0,
             str(frame.get("function", "<unknown>")))
+
+
+def short_path(path: str) -> str:
+    """The path relative to the working directory when it is below it, else as is."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel

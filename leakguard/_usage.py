@@ -112,7 +112,7 @@ def _reused(record: Record, closer: str) -> None:
         code, lasti, at = closed
         line = _stacks.line_of(code, lasti)
         age = monotonic() - at
-        when = (f"closed {age:.1f} s ago at {_report._short_path(code.co_filename)}:{line} "
+        when = (f"closed {age:.1f} s ago at {_stacks.short_path(code.co_filename)}:{line} "
                 f"in {code.co_name}; ")
         closed_info = {"file": code.co_filename, "line": line, "function": code.co_name,
                        "age_s": round(age, 3)}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 
 import pytest
@@ -193,32 +192,13 @@ def test_httpx2_streamed_response_leaked(flavour: str, when: str) -> None:
 
 
 def test_httpx2_clean_responses_are_never_reported(reports: Reports) -> None:
-    from test_responses import BIG_SERVER
+    from test_responses import BIG_SERVER, _clean_httpx, _clean_httpx_async
 
     namespace: dict[str, object] = {}
     exec(BIG_SERVER, namespace)
     url = str(namespace["BIG"])
-    def sync() -> None:
-        with httpx2.Client() as c:
-            with c.stream("GET", url + "big") as r:
-                assert r.status_code == 200
-            c.send(c.build_request("GET", url + "big"), stream=True).read()
-            c.send(c.build_request("GET", url + "big"), stream=True).close()
-            for _ in c.send(c.build_request("GET", url + "big"), stream=True).iter_bytes():
-                pass
-            c.send(c.build_request("GET", url + "close"), stream=True).read()
-            c.get(url + "big")
-
-    async def main() -> None:
-        async with httpx2.AsyncClient() as c:
-            async with c.stream("GET", url + "big") as r:
-                assert r.status_code == 200
-            await (await c.send(c.build_request("GET", url + "big"), stream=True)).aread()
-            await (await c.send(c.build_request("GET", url + "big"), stream=True)).aclose()
-            await c.get(url + "big")
-
-    sync()
-    asyncio.run(main())
+    _clean_httpx(url, httpx2)
+    _clean_httpx_async(url, httpx2)
     gc.collect()
     namespace["_big"].shutdown()  # type: ignore[attr-defined]
     assert [t for t in reports.warnings() if "Response " in t.split("\n")[0]] == []

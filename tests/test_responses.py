@@ -138,8 +138,9 @@ def _clean_urllib3(url: str) -> None:
         pm.request("GET", url + "big")
 
 
-def _clean_httpx(url: str) -> None:
-    with httpx.Client() as c:
+def _clean_httpx(url: str, module: Any = httpx) -> None:
+    """Every clean path of a streamed response; httpx2's tests reuse it with module=httpx2."""
+    with module.Client() as c:
         with c.stream("GET", url + "big") as r:
             assert r.status_code == 200
         c.send(c.build_request("GET", url + "big"), stream=True).read()
@@ -150,9 +151,9 @@ def _clean_httpx(url: str) -> None:
         c.get(url + "big")
 
 
-def _clean_httpx_async(url: str) -> None:
+def _clean_httpx_async(url: str, module: Any = httpx) -> None:
     async def main() -> None:
-        async with httpx.AsyncClient() as c:
+        async with module.AsyncClient() as c:
             async with c.stream("GET", url + "big") as r:
                 assert r.status_code == 200
             await (await c.send(c.build_request("GET", url + "big"), stream=True)).aread()
