@@ -95,6 +95,14 @@ def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 60
     return subprocess.run([python, *(args or []), "app.py"], cwd=folder,
                           env=full_env, capture_output=True, text=True, timeout=timeout)
 
+def line_of(path: str, marker: str) -> int:
+    """The number of the line of `path` that holds `marker` (outside a line_of/_line call)."""
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if marker in line and "_line(" not in line and "line_of(" not in line:
+                return n
+    raise AssertionError(marker)
+
 SERVER_SNIPPET = '''
 import http.server, threading
 class _H(http.server.BaseHTTPRequestHandler):

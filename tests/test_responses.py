@@ -16,7 +16,7 @@ import httpx
 import pytest
 import requests
 import urllib3
-from conftest import SERVER_SNIPPET, Reports, run_python
+from conftest import SERVER_SNIPPET, Reports, line_of, run_python
 
 import leakguard
 from leakguard._tracker import TRACKER
@@ -61,11 +61,7 @@ def big_url() -> Iterator[str]:
 
 
 def _line(marker: str) -> int:
-    with open(__file__) as f:
-        for n, line in enumerate(f, 1):
-            if marker in line and "_line(" not in line:
-                return n
-    raise AssertionError(marker)
+    return line_of(__file__, marker)
 
 
 def _responses(reports: Reports) -> list[str]:
