@@ -1,0 +1,133 @@
+"""One tracked session or response (a weak reference to it) and how to read its verdict."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import weakref
+
+from ._guard import guard
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import CodeType
+    from typing import Any, Callable, Protocol
+
+    from ._stacks import Stack
+
+    class Reader(Protocol):
+        """How the tracker reads a library's state: what an integration gives it.
+
+        Declared here so that data flows one way: integrations call the tracker, the tracker
+        and the reports only read through this.
+        """
+
+        def resources(self, session: Any) -> object:
+            """What the record holds strongly to count connections later; never the session."""
+
+        def is_closed(self, session: Any) -> bool:
+            """The library's own closed state of a live session."""
+
+        def resources_closed(self, resources: Any) -> bool:
+            """Whether the pools show the session closed, once the session itself is gone."""
+
+        def connections(self, resources: Any) -> tuple[int | None, list[str]]:
+            """Open pooled connections and their origins; None when the version does not say."""
+
+        def held_at_death(self, resources: Any) -> bool | None:
+            """A response's: whether it held a connection as it died; None: cannot tell."""
+
+SESSION = "session"
+RESPONSE = "response"
+
+
+class Record(weakref.ref):  # type: ignore[type-arg]
+    """What leakguard knows of one tracked session: itself a weak reference to the session.
+
+    One object per session instead of a record plus a weakref plus a callback closure; the
+    callback is the tracker's own bound method and never sees the session.
+    """
+
+    __slots__ = ("close_called", "closed", "closed_at", "created", "held", "integration", "key",
+                 "kind",
+                 "last_code", "last_lasti", "last_time", "origin", "owner", "resources", "seq",
+                 "site", "stack", "task", "thread", "type_name", "uses")
+
+    def __new__(cls, session: object, callback: Callable[[Record], None], *args: object,
+                ) -> Record:
+        return super().__new__(cls, session, callback)
+
+    def __init__(self, session: object, callback: Callable[[Record], None], key: int,
+                 seq: int, integration: Reader, type_name: str, stack: Stack,
+                 resources: object) -> None:
+        super().__init__(session, callback)  # type: ignore[call-arg]
+        self.key = key
+        self.seq = seq
+        self.integration = integration
+        self.type_name = type_name
+        self.stack = stack
+        self.resources = resources  # the pools, never the session: counted at report time
+        self.created = time.monotonic()
+        self.thread = threading.current_thread().name
+        self.task = _task_name()
+        self.closed = False
+        # an async close() was called: whether it ran is the library's state, read later
+        self.close_called: bool | weakref.ref[Any] = False
+        self.owner: object = None  # who owes the close (the pytest plugin: a test or fixture)
+        self.kind = SESSION
+        # requests made (sessions): how many, and the user's frame of the last one
+        self.uses = 0
+        self.last_code: CodeType | None = None
+        self.last_lasti = -1
+        self.last_time = 0.0
+        # (code, offset, monotonic time) of the close; kept while a closed session lives
+        self.closed_at: tuple[CodeType, int, float] | None = None
+        # responses: whether it held a connection when it died, read before its finalizer
+        # (None: not known yet); and the origin it holds a connection to
+        self.held: bool | None = None
+        self.origin = ""
+        self.site: Any = None  # its creation site's counts (a _sites.Site)
+
+    def age(self) -> float:
+        """Seconds since the session was created."""
+        return time.monotonic() - self.created
+
+    def judged_closed(self) -> bool:
+        """Whether the dead session (or response) was closed, by the library's leftover state."""
+        if self.closed:
+            return True
+        if self.held is not None:
+            return not self.held
+        with guard(f"reading the state of a {self.type_name}"):
+            if self.integration.resources_closed(self.resources):
+                return True
+            if self.close_called:
+                # its async close was called, and it died: that close ran if the pools it
+                # left behind hold no open connection (a coroutine never awaited left them)
+                count, _ = self.integration.connections(self.resources)
+                return not count
+        return False
+
+    def open_now(self, session: object) -> bool:
+        """Whether the live session (this record's referent) is still open."""
+        closed = False
+        with guard(f"reading the state of a {self.type_name}"):
+            closed = self.integration.is_closed(session)
+            if not closed and self.close_called:
+                # a library without a closed state: its async close ran if its pools
+                # hold no open connection (as for a session that died, judged_closed)
+                count, _ = self.integration.connections(self.resources)
+                closed = not count
+        return not closed
+
+
+def _task_name() -> str | None:
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return None
+    loop = asyncio._get_running_loop()  # cheap, and no exception when there is none
+    if loop is None:
+        return None
+    task = asyncio.current_task(loop)
+    return None if task is None else str(task.get_name())
