@@ -472,3 +472,45 @@ KEEP = Client(api_key="sk-test-SECRET123", token='tok-SECRET456')
     assert "SECRET" not in r.stderr + text
     assert any("***" in f["code"] for rec in map(json.loads, text.splitlines())
                for f in rec["stack"])
+
+
+# -- a streamed response that outlives its client ------------------------------------------
+
+OUTLIVES = '''
+import asyncio, gc, {module}
+CLIENTS = []
+def sync():
+    c = {module}.Client()
+    CLIENTS.append(c)
+    r = c.send(c.build_request("GET", BIG + "big"), stream=True)
+    c.close()  # closes every connection of its pool, the response's too
+    return r
+async def _async():
+    c = {module}.AsyncClient()
+    CLIENTS.append(c)
+    r = await c.send(c.build_request("GET", BIG + "big"), stream=True)
+    await c.aclose()
+    return r
+def make():
+    return sync() if FLAVOUR == "sync" else asyncio.run(_async())
+'''
+
+
+@pytest.mark.parametrize("module", ["httpx", "httpx2"])
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+@pytest.mark.parametrize("when", ["gc", "exit"])
+def test_streamed_response_of_a_closed_client_holds_no_connection(
+        module: str, flavour: str, when: str) -> None:
+    pytest.importorskip(module)
+    ending = "keep = make()\n" if when == "exit" else \
+        "keep = make()\ndel keep\ngc.collect()\nprint('collected', flush=True)\n"
+    code = BIG_SERVER + f"FLAVOUR = {flavour!r}\n" + OUTLIVES.format(module=module) + ending
+    r = run_python(code, env={"LEAKGUARD": "1"})
+    assert r.returncode == 0, r.stderr
+    assert "leakguard" not in r.stderr, r.stderr  # its connection is closed: nothing held
+    # the same response with its client still open is a leak (the library's state decides)
+    r = run_python(code.replace("c.close()", "pass").replace("await c.aclose()", "pass"),
+                   env={"LEAKGUARD": "1"})
+    what = "still open at interpreter exit" if when == "exit" else \
+        "garbage-collected without close()"
+    assert f"leakguard: {module}.Response {what} (holding a connection" in r.stderr, r.stderr

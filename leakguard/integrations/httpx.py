@@ -35,11 +35,21 @@ def pool_request(response: Any) -> Any:
     return getattr(core, "_pool_request", None) or getattr(core, "_status", None)
 
 
-def slot_held(refs: Any) -> bool:
-    """Whether the pool still gives that slot's connection to the response.
+def connection_open(slot: Any) -> bool:
+    """Whether a pool slot still has a connection that is open.
 
-    Still so after the client closed the connection under it: the response never let go.
+    Closing the client closes every connection of its pool, those of unclosed streamed
+    responses too: such a response holds nothing any more.
     """
+    conn = getattr(slot, "connection", None)
+    if conn is None:
+        return False
+    is_closed = getattr(conn, "is_closed", None)
+    return is_closed is None or not is_closed()
+
+
+def slot_held(refs: Any) -> bool:
+    """Whether the pool still gives that slot's open connection to the response."""
     slot_ref, stream_ref, pool_ref = refs
     slot = slot_ref()
     if slot is None:  # the pool let go of it: the stream was closed
@@ -54,7 +64,7 @@ def slot_held(refs: Any) -> bool:
     requests = getattr(pool, "_requests", None)
     if isinstance(requests, list) and not any(r is slot for r in requests):
         return False
-    return getattr(slot, "connection", None) is not None
+    return connection_open(slot)
 
 
 class HttpxResponses(ResponseReader):
@@ -63,7 +73,10 @@ class HttpxResponses(ResponseReader):
     name = "httpx"
 
     def holds(self, response: Any) -> bool:
-        return not response.is_closed
+        if response.is_closed:
+            return False
+        slot = pool_request(response)
+        return slot is None or connection_open(slot)
 
     def held_at_death(self, resources: Any) -> bool | None:
         # a dropped streamed response keeps its slot in httpcore's pool (the pool holds the
