@@ -6,6 +6,8 @@ Never in the main test environment: urllib3-future replaces the real urllib3 the
 from __future__ import annotations
 
 import importlib.util
+import json
+from pathlib import Path
 
 import pytest
 from conftest import SERVER_SNIPPET, run_python
@@ -166,3 +168,122 @@ with niquests.Session() as s:
     r = run_python(code, env={"LEAKGUARD": "1"})
     assert r.returncode == 0, r.stderr
     assert "leakguard" not in r.stderr, r.stderr
+
+
+ASYNC_RESPONSES = """
+import asyncio, gc, niquests
+S = []
+async def work():
+    s = niquests.AsyncSession()
+    S.append(s)
+    r = await s.get(BIG + "big", stream=True)  # LEAK
+    return r
+async def main():
+    r = await work()
+    if WHEN == "gc":
+        del r
+        gc.collect()
+        print("collected", flush=True)
+        await S[0].close()
+        return None
+    return r
+keep = asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("when", ["gc", "exit"])
+def test_async_streamed_response_leak_names_the_awaited_request_line(when: str) -> None:
+    from test_responses import BIG_SERVER
+
+    code = BIG_SERVER + f"WHEN = {when!r}\n" + ASYNC_RESPONSES
+    r = run_python(code, env={"LEAKGUARD": "1"})
+    check(r.stderr)
+    what = "garbage-collected without close()" if when == "gc" else \
+        "still open at interpreter exit"
+    head = f"leakguard: niquests.Response {what} (holding a connection to http://127.0.0.1:"
+    assert r.stderr.count(head) == 1, r.stderr
+    if when == "gc":  # reported as it was collected, not later
+        assert r.stdout == "collected\n" and r.stderr.index(head) == 0, r.stderr
+    line = code.splitlines().index('    r = await s.get(BIG + "big", stream=True)  # LEAK') + 1
+    block = r.stderr.split(head)[1]
+    # the stack ends at the user's `await s.get(...)` line, not in niquests or leakguard
+    assert f'app.py", line {line}, in work\n    r = await s.get(BIG + "big", stream=True)' \
+        in block, r.stderr
+    assert block.split("\nleakguard: ")[0].rstrip().endswith("# LEAK"), r.stderr
+    assert f"1 x niquests.Response created at app.py:{line} in work" in r.stderr, r.stderr
+
+
+def test_async_clean_streamed_responses_are_never_reported() -> None:
+    from test_responses import BIG_SERVER
+
+    code = BIG_SERVER + """
+import asyncio, gc, niquests
+import leakguard
+from leakguard._tracker import TRACKER
+async def main():
+    async with niquests.AsyncSession() as s:
+        r = await s.get(BIG + "big", stream=True)
+        # tracked while it holds its connection ...
+        assert [x.type_name for x in TRACKER._live.values() if x.kind == "response"] == [
+            "niquests.Response"]
+        assert len(await r.content) == 1 << 20  # ... and read
+        r = await s.get(BIG + "big", stream=True)
+        await r.close()
+        r = await s.get(BIG + "big", stream=True)
+        r.raw.release_conn()  # released
+        async with await s.get(BIG + "big", stream=True) as r:
+            pass
+        r = await s.get(BIG + "big", stream=True)
+        async for _ in await r.iter_content(65536):  # iterated to the end
+            pass
+        r = await s.get(BIG + "close", stream=True)  # the server closes the connection
+        await r.content
+        r = await s.get(BIG + "big")  # not streamed: never tracked
+        del r
+        gc.collect()
+        assert [x for x in TRACKER._live.values() if x.kind == "response"] == []
+asyncio.run(main())
+gc.collect()
+"""
+    r = run_python(code, env={"LEAKGUARD": "1"})
+    assert r.returncode == 0, r.stderr
+    assert "leakguard" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("then", ["closed again", "dropped"])
+def test_session_used_after_close(then: str, tmp_path: Path) -> None:
+    report = tmp_path / "r.jsonl"
+    ending = "s.close()\n" if then == "closed again" else \
+        "del s\ngc.collect()\nprint('collected', flush=True)\n"
+    code = SERVER_SNIPPET + """
+import gc, niquests
+s = niquests.Session()
+s.get(URL)
+s.close()  # CLOSE
+def again():
+    s.get(URL)  # REUSE
+again()
+s.get(URL)  # a second use: not reported again
+""" + ending
+    r = run_python(code, env={"LEAKGUARD": "1", "LEAKGUARD_REPORT": str(report)})
+    check(r.stderr)
+    lines = code.splitlines()
+    close_line = lines.index("s.close()  # CLOSE") + 1
+    use_line = lines.index("    s.get(URL)  # REUSE") + 1
+    head = (f"leakguard: niquests.Session used after close() (closed 0.0 s ago at "
+            f"app.py:{close_line} in <module>; its new connections stay open until it is "
+            "closed again)\nUsed at (most recent call last):\n")
+    assert r.stderr.count("used after close()") == 1, r.stderr
+    assert head in r.stderr, r.stderr
+    assert f'app.py", line {use_line}, in again\n    s.get(URL)  # REUSE' in r.stderr
+    records = [json.loads(x) for x in report.read_text().splitlines()]
+    assert records[0]["event"] == "reused"
+    assert records[0]["type"] == "niquests.Session"
+    assert records[0]["stack"][-1]["line"] == use_line
+    if then == "closed again":
+        assert "garbage-collected" not in r.stderr and "leaked session" not in r.stderr
+        assert len(records) == 1
+    else:  # open again: dropped unclosed, it is a leak like any other
+        assert r.stderr.count("leakguard: niquests.Session garbage-collected without "
+                              "close() (1 open connection to http://127.0.0.1:") == 1
+        assert [x["event"] for x in records] == ["reused", "gc"]
