@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -25,9 +26,24 @@ import time
 from typing import NamedTuple
 
 CONFTEST = '''
-import http.server, threading
+import gc, http.server, linecache, os, sys, threading
 import pytest
 from unittest import mock
+
+_FULL = [0, 0]  # full collections in the run: all, and those that leakguard ran
+
+def _count(phase, info):
+    if phase == "start" and info["generation"] == 2:
+        _FULL[0] += 1
+        # called by leakguard (not one the interpreter started while leakguard allocated)
+        caller = sys._getframe(1)
+        _FULL[1] += os.sep + "leakguard" + os.sep in caller.f_code.co_filename and \\
+            "collect(" in linecache.getline(caller.f_code.co_filename, caller.f_lineno)
+
+gc.callbacks.append(_count)
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line("full collections: %d, leakguard's: %d" % tuple(_FULL))
 
 class _H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -137,15 +153,17 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _timed(argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, float]:
-    """Wall-clock and CPU seconds of one run (CPU: steadier on a busy machine)."""
+def _timed(argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, float, int]:
+    """Wall-clock and CPU seconds of one run (CPU: steadier on a busy machine), and the
+    number of full collections that leakguard ran (a count: exact on a busy machine too)."""
     start, cpu = time.perf_counter(), _cpu()
     done = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
     elapsed, cpu = time.perf_counter() - start, _cpu() - cpu
     if done.returncode not in (0, 1):
         sys.exit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout[-3000:]}")
-    return elapsed, cpu
+    full = re.findall(r"^full collections: \d+, leakguard's: (\d+)$", done.stdout, re.M)
+    return elapsed, cpu, int(full[-1]) if full else -1
 
 
 def flagged(path: str) -> set[str]:
@@ -157,12 +175,14 @@ def flagged(path: str) -> set[str]:
 
 
 class Measured(NamedTuple):
-    """Seconds per configuration (wall and CPU), the leaking tests, and what was flagged."""
+    """Seconds per configuration (wall and CPU), the leaking tests, what was flagged, and
+    leakguard's full collections in each run."""
 
     times: dict[str, list[float]]
     cpu: dict[str, list[float]]
     leaking: set[str]
     flagged: dict[str, set[str]]
+    full: dict[str, list[int]]
 
 
 def measure(python: str, tests: int, heap_mb: int, rounds: int) -> Measured:
@@ -179,23 +199,25 @@ def measure(python: str, tests: int, heap_mb: int, rounds: int) -> Measured:
         }
         times: dict[str, list[float]] = {c: [] for c in configs}
         cpu: dict[str, list[float]] = {c: [] for c in configs}
+        full: dict[str, list[int]] = {c: [] for c in configs}
         order = list(configs)
         for n in range(rounds):
             for name in order if n % 2 == 0 else reversed(order):
                 if name in reports and os.path.exists(reports[name]):
                     os.unlink(reports[name])
                 run_argv, env = configs[name]
-                wall, used = _timed(run_argv, env, root)
+                wall, used, collections = _timed(run_argv, env, root)
                 times[name].append(wall)
                 cpu[name].append(used)
+                full[name].append(collections)
             # what the last round flagged (each round writes the same)
             found = {c: flagged(p) for c, p in reports.items()}
-        return Measured(times, cpu, leaking, found)
+        return Measured(times, cpu, leaking, found, full)
 
 
 def report(result: Measured) -> tuple[bool, bool]:
     """Print the table; whether the timing targets were met, and the verdicts right."""
-    times, cpu, leaking, found = result
+    times, cpu, leaking, found, full = result
     base, base_cpu = statistics.median(times["plain"]), statistics.median(cpu["plain"])
     ok = right_all = True
     print(f"plain pytest: {base:.2f} s wall, {base_cpu:.2f} s CPU (medians of "
@@ -214,6 +236,8 @@ def report(result: Measured) -> tuple[bool, bool]:
               + ("exactly those" if right else
                  f"WRONG: missed {sorted(leaking - found[name])}, "
                  f"extra {sorted(found[name] - leaking)}"))
+    print("leakguard's full collections per run: " + ", ".join(
+        f"{name} {'/'.join(map(str, full[name]))}" for name in full))
     return ok, right_all
 
 

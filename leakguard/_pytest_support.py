@@ -65,15 +65,16 @@ def check_markers(items: list[pytest.Item]) -> None:
 class Owner:
     """A test or a fixture instance: whoever owes the close of the sessions it created."""
 
-    __slots__ = ("allowed", "codes", "kind", "name", "scope", "test")
+    __slots__ = ("allowed", "codes", "kind", "mark", "name", "scope", "test")
 
     def __init__(self, kind: str, name: str, scope: str = "function") -> None:
         self.kind = kind
         self.name = name
         self.scope = scope
-        self.test = ""  # a fixture: the test during which it was torn down
+        self.test = ""  # the test it is pinned on (a fixture: the one it was torn down in)
         self.allowed = False
         self.codes: tuple[CodeType, ...] = ()
+        self.mark = -1  # a suspect: the number of full collections when it became one
 
     def describe(self) -> str:
         if self.kind == "test":

@@ -77,6 +77,7 @@ class LeakguardPlugin:
         self.claimed: dict[Owner | None, list[Leak]] = {}
         self.fixtures: dict[object, Owner] = {}
         self.due: list[Owner] = []  # fixtures torn down, with records or leaks to judge
+        self.suspects: list[Owner] = []  # warn mode: owners with sessions open after teardown
         self.test: Owner | None = None
         self.codes: dict[CodeType, Owner] = {}  # code defined in an active fixture -> it
         self._nested: dict[object, tuple[CodeType, ...]] = {}
@@ -173,31 +174,75 @@ class LeakguardPlugin:
                item: pytest.Item | None = None) -> tuple[list[Entry], bool]:
         from ._guard import guard
         from ._report import Leak
-        from ._settle import settle
+        from ._settle import full_collections, settle
 
         entries: list[Entry] = []
         collected = False
+        warn, final = self.mode == "warn", item is None
         with guard("judging a test's sessions"):
+            if not final:
+                entries += self._judge_suspects(final)
             records = [r for owner in owners for r in self.tracker.owned(owner)]
             still_open: list[Record] = []
             if records:
-                still_open, collected = settle(self.tracker, records)
+                # warn mode never pays a full collection per test: what young collections
+                # leave open is judged after the interpreter's next full one (or at the end)
+                roots = [vars(item.module), item.funcargs] if isinstance(
+                    item, pytest.Function) and item.module is not None else []
+                still_open, collected = settle(self.tracker, records, not warn, roots)
+            if not warn:
                 self.tracker.forget(still_open)
+            suspects = {r.owner for r in still_open} if warn else set()
             for owner in owners:
-                leaks = self.claimed.pop(owner, [])
-                leaks += [Leak(r, "teardown") for r in still_open if r.owner is owner]
-                self.tracker.release(owner)
-                if leaks and owner.kind == "test" and item is not None:
-                    owner.allowed = allowed(item)
-                if leaks and not owner.allowed:
-                    where = test if owner.kind == "test" else (owner.test or test)
-                    entries += self._pin(sorted(leaks, key=lambda x: x.seq), where,
-                                         owner.describe())
+                if owner.kind == "test" and item is not None:
+                    owner.test = owner.name
+                    if still_open or owner in self.claimed:
+                        owner.allowed = allowed(item)
+                if owner in suspects:
+                    owner.mark = full_collections()
+                    self.suspects.append(owner)
+                leaks = [] if warn else [Leak(r, "teardown") for r in still_open
+                                         if r.owner is owner]
+                entries += self._verdict(owner, leaks, test)
+            if final:
+                entries += self._judge_suspects(final)
             children = self._pin_children(test)
             if children and not (item is not None and allowed(item)):
                 entries += children
             self._count(entries)
         return entries, collected
+
+    def _verdict(self, owner: Owner, leaks: list[Leak], test: str) -> list[Entry]:
+        # an owner's leaks (those its records died with, and `leaks`) pinned on its test
+        leaks = self.claimed.pop(owner, []) + leaks
+        if owner.mark < 0:  # a suspect keeps its records' owner: their deaths are its leaks
+            self.tracker.release(owner)
+        if not leaks or owner.allowed:
+            return []
+        return self._pin(sorted(leaks, key=lambda x: x.seq), owner.test or test,
+                         owner.describe())
+
+    def _judge_suspects(self, final: bool) -> list[Entry]:
+        # owners whose sessions were open after their teardown's young collections: those
+        # still open after a full collection (the interpreter's own since, or at the end
+        # one for them all) are leaks; the others were freed (the tracker judged them)
+        from ._report import Leak
+        from ._settle import full_collections, settle, still_open
+
+        if not self.suspects or not (final or self.suspects[0].mark < full_collections()):
+            return []
+        now = full_collections()
+        due = [o for o in self.suspects if final or o.mark < now]
+        self.suspects = self.suspects[len(due):]
+        records = [r for owner in due for r in self.tracker.owned(owner)]
+        found = settle(self.tracker, records)[0] if final else still_open(records)
+        self.tracker.forget(found)
+        entries: list[Entry] = []
+        for owner in due:
+            owner.mark = -1
+            entries += self._verdict(owner, [Leak(r, "teardown") for r in found
+                                             if r.owner is owner], "")
+        return entries
 
     def _pin(self, leaks: list[Leak], test: str, owner: str) -> list[Entry]:
         from ._pinned import from_leak
