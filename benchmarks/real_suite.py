@@ -41,7 +41,7 @@ def main() -> int:
     order = list(configs)
     for n in range(args.rounds):
         for name in order if n % 2 == 0 else reversed(order):
-            w, c = _timed(*configs[name], args.dir)
+            w, c, _ = _timed(*configs[name], args.dir)
             wall[name].append(w)
             cpu[name].append(c)
     base_w, base_c = statistics.median(wall["plain"]), statistics.median(cpu["plain"])
