@@ -48,9 +48,12 @@ class Verdicts:
                 self._closed.pop(record.key, None)
             return
         if self.done:
+            record.resources = None  # nothing more to judge: keep nothing alive
             return
-        if record.kind is RESPONSE and record.held is None:
-            # a response's state is readable only now, while its attributes still live
+        if record.kind is RESPONSE and record.held is None and not self._in_gc:
+            # a response's state is readable only now, while its attributes still live; in a
+            # collection (cyclic garbage) it is read at its end, once finalizers ran (one may
+            # have closed it: an owner's __del__, an SDK stream's generator)
             with guard(f"reading the state of a {record.type_name}"):
                 record.held = record.integration.held_at_death(record.resources)
         self._dead.append(record.key)
@@ -89,6 +92,9 @@ class Verdicts:
     def _report_if_open(self, dead: list[Record]) -> None:
         leaks = [(r, "gc") for r in dead
                  if not r.judged_closed() and not self._close_pending(r)]
+        for r in dead:
+            if r.kind is RESPONSE:
+                r.resources = None  # judged: what it read the state through can go now
         if leaks and self.on_leaks is not None:
             with guard("reporting a leak"):
                 self.on_leaks(leaks)

@@ -287,3 +287,10 @@ s.get(URL)  # a second use: not reported again
         assert r.stderr.count("leakguard: niquests.Session garbage-collected without "
                               "close() (1 open connection to http://127.0.0.1:") == 1
         assert [x["event"] for x in records] == ["reused", "gc"]
+
+
+@pytest.mark.parametrize("holder", ["Holder", "Closer"])
+def test_streamed_response_in_a_reference_cycle(holder: str) -> None:
+    from test_responses import test_streamed_response_in_a_reference_cycle as same
+
+    same(holder, "niquests")

@@ -291,6 +291,22 @@ def _socket_closed_when_dropped(lib: str, url: str) -> bool:
             sock = weakref.ref(r.raw._connection.sock)
             del r
             return sock() is None
+    if lib == "requests-cycle":  # collected by the cyclic collector: closed at its end
+        with requests.Session() as s:
+            r = s.get(url + "big", stream=True)
+            r.cycle = r
+            sock = weakref.ref(r.raw._connection.sock)
+            del r
+            gc.collect()
+            return sock() is None
+    if lib == "httpx":  # the pool keeps a dropped response's connection (and socket)
+        with httpx.Client() as c:
+            h = c.send(c.build_request("GET", url + "big"), stream=True)
+            core = h.stream._stream._httpcore_stream  # type: ignore[attr-defined]
+            sock = weakref.ref(core._pool_request.connection._connection._network_stream._sock)
+            del h, core
+            gc.collect()
+            return sock() is None
     if lib == "urllib3":
         with urllib3.PoolManager() as pm:
             u = pm.request("GET", url + "big", preload_content=False)
@@ -311,7 +327,7 @@ def _socket_closed_when_dropped(lib: str, url: str) -> bool:
     return asyncio.run(main())
 
 
-@pytest.mark.parametrize("lib", ["requests", "urllib3", "aiohttp"])
+@pytest.mark.parametrize("lib", ["requests", "requests-cycle", "urllib3", "httpx", "aiohttp"])
 def test_dropped_response_socket_closes_exactly_as_without_leakguard(
         big_url: str, lib: str) -> None:
     gc.collect()
@@ -322,8 +338,8 @@ def test_dropped_response_socket_closes_exactly_as_without_leakguard(
     finally:
         leakguard.disable()
     assert with_it == without
-    if lib != "aiohttp":
-        assert with_it  # reference counting closes it at once, leakguard or not
+    if lib in ("requests", "requests-cycle", "urllib3"):
+        assert with_it  # reference counting (or the collection) closes it, leakguard or not
 
 
 def test_record_holds_the_response_weakly(reports: Reports, big_url: str) -> None:
@@ -514,3 +530,44 @@ def test_streamed_response_of_a_closed_client_holds_no_connection(
     what = "still open at interpreter exit" if when == "exit" else \
         "garbage-collected without close()"
     assert f"leakguard: {module}.Response {what} (holding a connection" in r.stderr, r.stderr
+
+
+# -- a requests response in a reference cycle: judged once the collection's finalizers ran ----
+
+CYCLE = """
+import gc, requests
+gc.disable()  # collected where the program says, below
+s = requests.Session()
+class Holder:
+    def __init__(self, r):
+        self.r = r
+        r.holder = self  # a reference cycle: only the cyclic collector frees it
+class Closer(Holder):
+    def __del__(self):
+        self.r.close()  # a finalizer in the cycle gives the connection back
+def work(cls):
+    r = s.get(BIG + "big", stream=True)  # LEAK
+    cls(r)
+"""
+
+
+@pytest.mark.parametrize("holder", ["Holder", "Closer"])
+def test_streamed_response_in_a_reference_cycle(holder: str, lib: str = "requests") -> None:
+    """Also run over niquests by test_niquests.py (lib="niquests")."""
+    code = BIG_SERVER + CYCLE.replace("requests", lib) + f"""
+work({holder})
+print("dropped", flush=True)
+gc.collect()
+print("collected", flush=True)
+s.close()
+"""
+    r = run_python(code, env={"LEAKGUARD": "1"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "dropped\ncollected\n"
+    if holder == "Closer":
+        assert "leakguard" not in r.stderr, r.stderr
+        return
+    head = f"leakguard: {lib}.Response garbage-collected without close() (holding a connection"
+    assert r.stderr.count(head) == 1, r.stderr
+    line = code.splitlines().index('    r = s.get(BIG + "big", stream=True)  # LEAK') + 1
+    assert f'app.py", line {line}, in work\n' in r.stderr, r.stderr

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
-
 from ._base import Integration, tally
 from ._responses import ResponseReader, track_response
 from .urllib3 import pool_counts, pool_origin, raw_holds
@@ -22,10 +20,12 @@ class RequestsResponses(ResponseReader):
         return raw_holds(response.raw)
 
     def held_at_death(self, resources: Any) -> bool | None:
-        # the record's callback runs while the dying Response's attributes still live (its
-        # raw is finalized only after): read the raw through the weak reference now
-        raw = resources()
-        return None if raw is None else raw_holds(raw)
+        # the record keeps the raw (urllib3's response) until the verdict: the Response dying
+        # of its last reference is judged at once, before its raw goes with it; one in a
+        # reference cycle at the collection's end, once its finalizers ran (an owner's
+        # __del__ may have closed it): the raw is still there to be read then, not closed
+        # under us by io's finalizer, and it is dropped right after (see _verdicts)
+        return raw_holds(resources)
 
 
 RESPONSES = RequestsResponses()
@@ -61,5 +61,4 @@ class RequestsIntegration(Integration):
         raw = getattr(result, "raw", None)
         if raw is None or not raw_holds(raw):
             return
-        track_response(result, RESPONSES, self.response_name, pool_origin(raw._pool),
-                       weakref.ref(raw))
+        track_response(result, RESPONSES, self.response_name, pool_origin(raw._pool), raw)
