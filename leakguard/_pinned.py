@@ -23,13 +23,17 @@ MAX_REPORTS = 20  # full reports in the terminal summary (warn mode); the rest: 
 MAX_REPORTS_PER_TEST = 10
 
 
-def from_leak(leak: Leak, test: str, owner: str, hide: tuple[str, ...]) -> Entry:
-    """The entry of a leak found in this process."""
+def from_leak(leak: Leak, test: str, owner: str, hide: tuple[str, ...],
+              soft: bool = False) -> Entry:
+    """The entry of a leak found in this process (`soft`: shown, failing no test)."""
     from ._children import site_of
 
-    return {"test": test, "owner": owner, "kind": getattr(leak, "kind", "session"),
-            "type": leak.type, "event": leak.event, "site": site_of(leak),
-            "text": leak.text(hide)}
+    entry: Entry = {"test": test, "owner": owner, "kind": getattr(leak, "kind", "session"),
+                    "type": leak.type, "event": leak.event, "site": site_of(leak),
+                    "text": leak.text(hide)}
+    if soft:
+        entry["soft"] = True
+    return entry
 
 
 def from_child(item: dict[str, object], test: str) -> Entry:
@@ -67,6 +71,8 @@ def describe(owner: str, test: str, entries: list[Entry]) -> str:
         where = f", torn down after test {test}"
     elif test and owner.startswith("child "):
         where = f" during test {test}"
+    if entries and entries[0].get("soft"):
+        where += " (marked allow=True: it passes)"
     lines = [f"leakguard: {owner} leaked {counted(entries)}{where}"]
     lines += [str(e["text"]) for e in entries[:MAX_REPORTS_PER_TEST]]
     if len(entries) > MAX_REPORTS_PER_TEST:
@@ -84,7 +90,8 @@ def by_owner(entries: list[Entry]) -> list[tuple[str, str, list[Entry]]]:
 
 
 def summary(entries: list[Entry], suppressed: int, full: bool, rest: str | None) -> list[str]:
-    """The terminal section: the grouped summary by site, then (if `full`) capped reports."""
+    """The terminal section: the grouped summary by site, then capped reports (all if `full`,
+    else those that failed no test)."""
     if not entries and not suppressed:
         return []
     clauses = []
@@ -114,16 +121,17 @@ def summary(entries: list[Entry], suppressed: int, full: bool, rest: str | None)
         lines.append(f"  {'':>{width}}   in {shown}" + (f" and {more} more" if more > 0 else ""))
     if len(ordered) > MAX_SITES:
         lines.append(f"  ... and {len(ordered) - MAX_SITES} more sites")
-    if full and entries:
+    reports = entries if full else [e for e in entries if e.get("soft")]
+    if reports:
         lines.append("")
         left = MAX_REPORTS
-        for owner, test, found in by_owner(entries):
+        for owner, test, found in by_owner(reports):
             if left <= 0:
                 break
             lines.append(describe(owner, test, found[:left]))
             left -= len(found)
-        if len(entries) > MAX_REPORTS:
-            lines.append(f"leakguard: {len(entries) - MAX_REPORTS} more reports not shown")
+        if len(reports) > MAX_REPORTS:
+            lines.append(f"leakguard: {len(reports) - MAX_REPORTS} more reports not shown")
     if rest and len(entries) > MAX_REPORTS:
         lines.append(f"leakguard: every report, as JSON Lines: {rest}")
     return lines

@@ -65,7 +65,7 @@ def check_markers(items: list[pytest.Item]) -> None:
 class Owner:
     """A test or a fixture instance: whoever owes the close of the sessions it created."""
 
-    __slots__ = ("allowed", "codes", "kind", "mark", "name", "scope", "test")
+    __slots__ = ("allowed", "codes", "kind", "mark", "name", "scope", "soft", "test")
 
     def __init__(self, kind: str, name: str, scope: str = "function") -> None:
         self.kind = kind
@@ -73,6 +73,7 @@ class Owner:
         self.scope = scope
         self.test = ""  # the test it is pinned on (a fixture: the one it was torn down in)
         self.allowed = False
+        self.soft = False  # a wider fixture's leak found as an allow=True test tore it down
         self.codes: tuple[CodeType, ...] = ()
         self.mark = -1  # a suspect: the number of full collections when it became one
 

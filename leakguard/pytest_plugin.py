@@ -79,6 +79,7 @@ class LeakguardPlugin:
         self.due: list[Owner] = []  # fixtures torn down, with records or leaks to judge
         self.suspects: list[Owner] = []  # warn mode: owners with sessions open after teardown
         self.test: Owner | None = None
+        self.item: pytest.Item | None = None
         self.codes: dict[CodeType, Owner] = {}  # code defined in an active fixture -> it
         self._nested: dict[object, tuple[CodeType, ...]] = {}
         self.found: dict[str, list[Entry]] = {}  # test id -> entries for its teardown report
@@ -119,6 +120,7 @@ class LeakguardPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         self.test = Owner("test", item.nodeid)
+        self.item = item
         self.tracker.owner = self.test
 
     @pytest.hookimpl(hookwrapper=True)
@@ -150,7 +152,10 @@ class LeakguardPlugin:
         if owner in self.claimed or self.tracker.owned(owner):
             # judged with the test's own records at the end of this teardown: one collection
             owner.test = self.test.name if self.test is not None else ""
-            owner.allowed = owner.scope == "function" and allowed(request.node)
+            if owner.scope == "function":
+                owner.allowed = allowed(request.node)
+            else:  # its own leak: reported, but an allow=True test that tore it down passes
+                owner.soft = self.item is not None and allowed(self.item)
             self.due.append(owner)
         else:
             self.tracker.release(owner)
@@ -160,7 +165,7 @@ class LeakguardPlugin:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, Result[None], None]:
         outcome = yield
-        test, self.test = self.test, None
+        test, self.test, self.item = self.test, None, None
         self.tracker.owner = None
         owners = [*self.due, *([test] if test is not None else [])]
         self.due = []
@@ -220,7 +225,7 @@ class LeakguardPlugin:
         if not leaks or owner.allowed:
             return []
         return self._pin(sorted(leaks, key=lambda x: x.seq), owner.test or test,
-                         owner.describe())
+                         owner.describe(), owner.soft)
 
     def _judge_suspects(self, final: bool) -> list[Entry]:
         # owners whose sessions were open after their teardown's young collections: those
@@ -244,12 +249,13 @@ class LeakguardPlugin:
                                              if r.owner is owner], "")
         return entries
 
-    def _pin(self, leaks: list[Leak], test: str, owner: str) -> list[Entry]:
+    def _pin(self, leaks: list[Leak], test: str, owner: str, soft: bool = False,
+             ) -> list[Entry]:
         from ._pinned import from_leak
 
         if self._hide is None:
             self._hide = runner_dirs()
-        entries = [from_leak(leak, test, owner, self._hide) for leak in leaks]
+        entries = [from_leak(leak, test, owner, self._hide, soft) for leak in leaks]
         for leak in leaks:
             self._write({**leak.as_dict(), "test": test, "owner": owner})
         return entries
@@ -291,11 +297,12 @@ class LeakguardPlugin:
             return
         report: pytest.TestReport = outcome.get_result()
         report.leakguard = entries  # type: ignore[attr-defined]  # travels to xdist's controller
-        if self.mode == "fail":
+        failing = [e for e in entries if not e.get("soft")]
+        if self.mode == "fail" and failing:
             from ._pinned import by_owner, describe
 
             text = "\n\n".join(describe(owner, test, found)
-                               for owner, test, found in by_owner(entries))
+                               for owner, test, found in by_owner(failing))
             if report.failed:  # the teardown's own error stays; ours is shown after it
                 report.sections.append(("leakguard", text))
             else:
@@ -319,6 +326,9 @@ class LeakguardPlugin:
             self._count(pinned)
             entries += pinned
         self.entries.extend(entries)
+        if self.mode == "fail" and session.exitstatus == 0 and any(
+                e.get("soft") for e in self.entries):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a leak failed no test
         if self.reporter is not None:
             # LEAKGUARD_EXITCODE applies to the leaks shown here (xdist: every worker's)
             self.reporter.pinned = len(self.entries)

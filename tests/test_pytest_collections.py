@@ -125,3 +125,115 @@ def test_fail_mode_needs_no_full_collection_for_a_session_a_module_holds(
         assert f"ERROR at teardown of {name}" in out
         assert f"leakguard: test test_s.py::{name} leaked 1 session" in out
     assert "ERROR at teardown of test_old_cycle_closed_by_its_finalizer" not in out
+
+
+OWNERS_CONFTEST = '''
+import pytest, requests
+
+@pytest.fixture
+def fn_leak():
+    return requests.Session()
+
+@pytest.fixture(scope="module")
+def mod_leak():
+    return requests.Session()
+
+@pytest.fixture(scope="session")
+def sess_leak():
+    return requests.Session()
+'''
+
+OWNERS_TESTS = HEADER + '''
+KEEP = []
+
+def test_drops():
+    requests.Session()
+
+def test_keeps():
+    KEEP.append(requests.Session())
+
+def test_fn(fn_leak):
+    pass
+
+def test_mod(mod_leak, sess_leak):
+    pass
+
+@pytest.mark.parametrize("n", range(4))
+def test_clean(n):
+    pass
+'''
+
+
+def _site_tests(section: str) -> dict[str, str]:
+    """creation site -> the `in ...` line under it, from the grouped summary."""
+    lines = section.splitlines()
+    sites = {}
+    for n, line in enumerate(lines):
+        found = re.match(r"\s+\d+ x requests\.Session created at \S+ in (\w+)$", line)
+        if found:
+            sites[found.group(1)] = lines[n + 1].strip()
+    return sites
+
+
+@pytest.mark.parametrize("how", ["warn", "warn, xdist", "LEAKGUARD=1, xdist"])
+def test_every_pinned_leak_names_its_test(pytester: pytest.Pytester, how: str) -> None:
+    pytester.makeconftest(OWNERS_CONFTEST)
+    pytester.makepyfile(test_o=OWNERS_TESTS)
+    args = ["-p", "no:randomly"]
+    if "xdist" in how:  # one worker per file: the fixtures are torn down in known tests
+        args += ["-p", "xdist", "-n", "2", "--dist", "loadfile"]
+    with pytest.MonkeyPatch.context() as mp:
+        if how.startswith("LEAKGUARD=1"):
+            mp.setenv("LEAKGUARD", "1")
+        else:
+            args.append("--leakguard-mode=warn")
+        r = _run(pytester, *args)
+    r.assert_outcomes(passed=8)
+    section = r.stdout.str().split("leakguard: leaked sessions")[1]
+    assert "in 4 tests" in section.splitlines()[1]
+    last = "test_o.py::test_clean[3]"  # tears down the module and session fixtures
+    assert _site_tests(section) == {
+        "test_drops": "in test_o.py::test_drops", "test_keeps": "in test_o.py::test_keeps",
+        "fn_leak": "in test_o.py::test_fn", "mod_leak": f"in {last}",
+        "sess_leak": f"in {last}"}
+    assert "outside any test" not in section
+    assert "leakguard: fixture 'fn_leak' (function scope) leaked 1 session, torn down after " \
+           "test test_o.py::test_fn" in section
+    for name in ("mod_leak' (module", "sess_leak' (session"):
+        assert f"leakguard: fixture '{name} scope) leaked 1 session, torn down after " \
+               f"test {last}" in section
+
+
+ALLOW_TESTS = HEADER + '''
+@pytest.fixture(scope="module")
+def never_closed():
+    return requests.Session()
+
+def test_uses_it(never_closed):
+    pass
+
+@pytest.mark.leakguard(allow=True)
+def test_allowed_tears_it_down(never_closed):
+    requests.Session()  # its own leak: exempt
+'''
+
+
+@pytest.mark.parametrize("xdist", [False, True])
+def test_a_fixtures_leak_never_fails_an_allowed_test(pytester: pytest.Pytester,
+                                                     xdist: bool) -> None:
+    pytester.makepyfile(test_allow=ALLOW_TESTS)
+    args = ["-p", "no:randomly", "--leakguard"]
+    if xdist:  # a worker for the file: it tears the fixture down in the allowed test
+        args += ["-p", "xdist", "-n", "2", "--dist", "loadfile"]
+    r = _run(pytester, *args)
+    r.assert_outcomes(passed=2)
+    assert r.ret == 1  # the run still fails: the leak is shown in the summary
+    out = r.stdout.str()
+    assert "ERROR" not in out
+    section = out.split("leakguard: leaked sessions")[1]
+    assert "leakguard: 1 leaked session (" in section
+    assert "1 x requests.Session created at test_allow.py:" in section
+    assert "leakguard: fixture 'never_closed' (module scope) leaked 1 session, torn down " \
+           "after test test_allow.py::test_allowed_tears_it_down" in section
+    assert "(marked allow=True: it passes)" in section
+    assert "return requests.Session()" in section  # its full report: failed in no test
