@@ -237,3 +237,57 @@ def test_a_fixtures_leak_never_fails_an_allowed_test(pytester: pytest.Pytester,
            "after test test_allow.py::test_allowed_tears_it_down" in section
     assert "(marked allow=True: it passes)" in section
     assert "return requests.Session()" in section  # its full report: failed in no test
+
+
+FOLDER_TESTS = HEADER + '''
+import subprocess, sys
+
+@pytest.mark.parametrize("n", range({leaks}))
+def test_leaks(n):
+    requests.Session()
+
+def test_child():
+    subprocess.run([sys.executable, "-c", "import requests; S = requests.Session()"],
+                   check=True)
+
+def test_clean():
+    with requests.Session() as s:
+        s.get(URL)
+'''
+
+
+@pytest.mark.parametrize("how", ["clean", "leaks", "many leaks, warn", "many leaks, report",
+                                 "leaks, xdist", "many leaks, LEAKGUARD=1, xdist"])
+def test_the_runs_private_folder_is_removed_unless_the_output_names_a_file_in_it(
+        pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory, how: str) -> None:
+    tmp = tmp_path_factory.mktemp("tmpdir")
+    leaks = 0 if how == "clean" else 25 if "many" in how else 2
+    if how == "clean":
+        pytester.makepyfile(test_f=HEADER + "def test_clean():\n    requests.get(URL)\n")
+    else:
+        pytester.makepyfile(test_f=FOLDER_TESTS.replace("{leaks}", str(leaks)))
+    args = ["-p", "xdist", "-n", "2"] if "xdist" in how else []
+    report = pytester.path / "report.jsonl"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TMPDIR", str(tmp))  # the folder is made there
+        if "report" in how:
+            mp.setenv("LEAKGUARD_REPORT", str(report))
+        if "LEAKGUARD=1" in how:
+            mp.setenv("LEAKGUARD", "1")
+        else:
+            args.append("--leakguard-mode=warn" if "warn" in how or "report" in how
+                        else "--leakguard")
+        r = _run(pytester, *args)
+    out = r.stdout.str()
+    left = sorted(p.name for p in tmp.rglob("*"))
+    named = re.findall(r"leakguard: every report, as JSON Lines: (\S+)", out)
+    if how.startswith("many") and "report" not in how:
+        # the output names the file: it alone stays
+        assert len(named) == 1 and named[0].startswith(str(tmp)), out
+        assert left == [named[0].split("/")[-2], "leaks.jsonl"], left
+        assert len(open(named[0]).read().splitlines()) == leaks + 1  # and the child's
+    else:
+        assert left == [], (left, out)
+        if "report" in how:
+            assert named == [str(report)]
+            assert len(report.read_text().splitlines()) == leaks + 1
