@@ -13,6 +13,7 @@ import os
 
 import pytest
 
+from ._judge import Judge
 from ._pytest_support import (
     Owner,
     active_in_process,
@@ -21,7 +22,6 @@ from ._pytest_support import (
     collect_unraisable,
     nested_codes,
     run_mode,
-    runner_dirs,
 )
 
 TYPE_CHECKING = False
@@ -33,9 +33,7 @@ if TYPE_CHECKING:
     from pluggy import Result
 
     from ._pinned import Entry
-    from ._report import Leak
     from ._stacks import Stack
-    from ._tracker import Record
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("leakguard", "leaked HTTP client sessions and responses")
@@ -73,11 +71,8 @@ class LeakguardPlugin:
         self.mode = mode
         self.tracker = TRACKER
         self.reporter = _api._STATE.reporter
-        self.pid = os.getpid()
-        self.claimed: dict[Owner | None, list[Leak]] = {}
         self.fixtures: dict[object, Owner] = {}
         self.due: list[Owner] = []  # fixtures torn down, with records or leaks to judge
-        self.suspects: list[Owner] = []  # warn mode: owners with sessions open after teardown
         self.test: Owner | None = None
         self.item: pytest.Item | None = None
         self.codes: dict[CodeType, Owner] = {}  # code defined in an active fixture -> it
@@ -85,25 +80,16 @@ class LeakguardPlugin:
         self.found: dict[str, list[Entry]] = {}  # test id -> entries for its teardown report
         self.entries: list[Entry] = []  # everything pinned, for the terminal summary
         self.suppressed = 0
-        self._hide: tuple[str, ...] | None = None
         # the children's channel, and the JSON Lines of every leak without LEAKGUARD_REPORT
         self.folder = _children.RunFolder(worker=hasattr(config, "workerinput"))
-        self.children = _children.Reader(self.folder.channel)
-        self._child_claim = _children.claimer(self.folder.channel)
+        self.judge = Judge(mode, self.tracker, self.reporter, self.folder)
         self._saved_claimer = None
         if self.reporter is not None:
             self._saved_claimer = self.reporter.claimer
-            self.reporter.claimer = self._claim
+            self.reporter.claimer = self.judge.claim
         self.tracker.owner_of = self._owner_of
 
-    # -- where a leak goes ------------------------------------------------------------------
-
-    def _claim(self, record: Record, leak: Leak) -> bool:
-        if os.getpid() != self.pid:  # a forked child: its parent pins it on the test
-            return self._child_claim(record, leak)
-        owner = record.owner if isinstance(record.owner, Owner) else None
-        self.claimed.setdefault(owner, []).append(leak)
-        return True
+    # -- who is creating sessions right now --------------------------------------------
 
     def _owner_of(self, stack: Stack) -> object:
         # a session made by code defined inside an active fixture (its factory) is its own
@@ -114,8 +100,6 @@ class LeakguardPlugin:
                 if owner is not None:
                     return owner
         return self.tracker.owner
-
-    # -- who is creating sessions right now --------------------------------------------
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -149,7 +133,7 @@ class LeakguardPlugin:
         for code in owner.codes:
             if self.codes.get(code) is owner:
                 del self.codes[code]
-        if owner in self.claimed or self.tracker.owned(owner):
+        if owner in self.judge.claimed or self.tracker.owned(owner):
             # judged with the test's own records at the end of this teardown: one collection
             owner.test = self.test.name if self.test is not None else ""
             if owner.scope == "function":
@@ -169,122 +153,11 @@ class LeakguardPlugin:
         self.tracker.owner = None
         owners = [*self.due, *([test] if test is not None else [])]
         self.due = []
-        entries, collected = self._judge(owners, item.nodeid, item)
+        entries, collected = self.judge.judge(owners, item.nodeid, item)
         if collected:
             collect_unraisable(item.config, outcome)
         if entries:
             self.found[item.nodeid] = entries
-
-    def _judge(self, owners: list[Owner], test: str,
-               item: pytest.Item | None = None) -> tuple[list[Entry], bool]:
-        from ._guard import guard
-        from ._report import Leak
-        from ._settle import full_collections, settle
-
-        entries: list[Entry] = []
-        collected = False
-        warn, final = self.mode == "warn", item is None
-        with guard("judging a test's sessions"):
-            if not final:
-                entries += self._judge_suspects(final)
-            records = [r for owner in owners for r in self.tracker.owned(owner)]
-            still_open: list[Record] = []
-            if records:
-                # warn mode never pays a full collection per test: what young collections
-                # leave open is judged after the interpreter's next full one (or at the end)
-                roots = [vars(item.module), item.funcargs] if isinstance(
-                    item, pytest.Function) and item.module is not None else []
-                still_open, collected = settle(self.tracker, records, not warn, roots)
-            if not warn:
-                self.tracker.forget(still_open)
-            suspects = {r.owner for r in still_open} if warn else set()
-            for owner in owners:
-                if owner.kind == "test" and item is not None:
-                    owner.test = owner.name
-                    if still_open or owner in self.claimed:
-                        owner.allowed = allowed(item)
-                if owner in suspects:
-                    owner.mark = full_collections()
-                    self.suspects.append(owner)
-                leaks = [] if warn else [Leak(r, "teardown") for r in still_open
-                                         if r.owner is owner]
-                entries += self._verdict(owner, leaks, test)
-            if final:
-                entries += self._judge_suspects(final)
-            children = self._pin_children(test)
-            if children and not (item is not None and allowed(item)):
-                entries += children
-            self._count(entries)
-        return entries, collected
-
-    def _verdict(self, owner: Owner, leaks: list[Leak], test: str) -> list[Entry]:
-        # an owner's leaks (those its records died with, and `leaks`) pinned on its test
-        leaks = self.claimed.pop(owner, []) + leaks
-        if owner.mark < 0:  # a suspect keeps its records' owner: their deaths are its leaks
-            self.tracker.release(owner)
-        if not leaks or owner.allowed:
-            return []
-        return self._pin(sorted(leaks, key=lambda x: x.seq), owner.test or test,
-                         owner.describe(), owner.soft)
-
-    def _judge_suspects(self, final: bool) -> list[Entry]:
-        # owners whose sessions were open after their teardown's young collections: those
-        # still open after a full collection (the interpreter's own since, or at the end
-        # one for them all) are leaks; the others were freed (the tracker judged them)
-        from ._report import Leak
-        from ._settle import full_collections, settle, still_open
-
-        if not self.suspects or not (final or self.suspects[0].mark < full_collections()):
-            return []
-        now = full_collections()
-        due = [o for o in self.suspects if final or o.mark < now]
-        self.suspects = self.suspects[len(due):]
-        records = [r for owner in due for r in self.tracker.owned(owner)]
-        found = settle(self.tracker, records)[0] if final else still_open(records)
-        self.tracker.forget(found)
-        entries: list[Entry] = []
-        for owner in due:
-            owner.mark = -1
-            entries += self._verdict(owner, [Leak(r, "teardown") for r in found
-                                             if r.owner is owner], "")
-        return entries
-
-    def _pin(self, leaks: list[Leak], test: str, owner: str, soft: bool = False,
-             ) -> list[Entry]:
-        from ._pinned import from_leak
-
-        if self._hide is None:
-            self._hide = runner_dirs()
-        entries = [from_leak(leak, test, owner, self._hide, soft) for leak in leaks]
-        for leak in leaks:
-            self._write({**leak.as_dict(), "test": test, "owner": owner})
-        return entries
-
-    def _count(self, entries: list[Entry]) -> None:
-        # `leakguard run` counts each process's leaks as they are reported
-        from ._report import _count_for_run
-
-        for _ in entries:
-            _count_for_run()
-
-    def _pin_children(self, test: str) -> list[Entry]:
-        from ._pinned import from_child
-
-        found = self.children.new()
-        for item in found:
-            record = item["record"]
-            assert isinstance(record, dict)
-            self._write({**record, "test": test, "owner": f"child process {record.get('pid')}"})
-        return [from_child(item, test) for item in found]
-
-    def _write(self, record: dict[str, object]) -> None:
-        from ._jsonl import append
-
-        append(self._jsonl_path(), record)
-
-    def _jsonl_path(self) -> str:
-        options = getattr(self.reporter, "options", None)
-        return getattr(options, "report", None) or self.folder.leaks
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item,
@@ -319,12 +192,8 @@ class LeakguardPlugin:
         yield
         # fixtures torn down outside any test, leaks owned by no test, children's late words
         owners, self.due = self.due, []
-        loose = self.claimed.pop(None, [])
-        entries, _ = self._judge(owners, "")
-        if loose:
-            pinned = self._pin(sorted(loose, key=lambda x: x.seq), "", "no test")
-            self._count(pinned)
-            entries += pinned
+        entries, _ = self.judge.judge(owners, "")
+        entries += self.judge.loose()
         self.entries.extend(entries)
         if self.mode == "fail" and session.exitstatus == 0 and any(
                 e.get("soft") for e in self.entries):
@@ -353,7 +222,7 @@ class LeakguardPlugin:
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         from ._pinned import summary
 
-        path = self._jsonl_path()
+        path = self.judge.jsonl_path()
         # the user's LEAKGUARD_REPORT as given (a %p pattern too); ours if it was written
         shown = path if path != self.folder.leaks or os.path.exists(path) else None
         lines = summary(self.entries, self.suppressed, self.mode == "warn", shown)
@@ -370,6 +239,6 @@ class LeakguardPlugin:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.tracker.owner = None
         self.tracker.owner_of = None
-        if self.reporter is not None and self.reporter.claimer == self._claim:
+        if self.reporter is not None and self.reporter.claimer == self.judge.claim:
             self.reporter.claimer = self._saved_claimer
         self.folder.close()
