@@ -38,6 +38,9 @@ if TYPE_CHECKING:
         def held_at_death(self, resources: Any) -> bool | None:
             """A response's: whether it held a connection as it died; None: cannot tell."""
 
+        def revived(self, resources: Any) -> object:
+            """A response's, dead in a collection: what to wait on if a finalizer revived it."""
+
 SESSION = "session"
 RESPONSE = "response"
 

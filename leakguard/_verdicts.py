@@ -91,13 +91,28 @@ class Verdicts:
 
     def _report_if_open(self, dead: list[Record]) -> None:
         leaks = [(r, "gc") for r in dead
-                 if not r.judged_closed() and not self._close_pending(r)]
+                 if not self._revived(r) and not r.judged_closed() and not self._close_pending(r)]
         for r in dead:
-            if r.kind is RESPONSE:
+            if r.kind is RESPONSE and self._closing.get(r.key) is not r:
                 r.resources = None  # judged: what it read the state through can go now
         if leaks and self.on_leaks is not None:
             with guard("reporting a leak"):
                 self.on_leaks(leaks)
+
+    def _revived(self, record: Record) -> bool:
+        # A response that died in a collection but was brought back by a finalizer (an async
+        # generator's: the loop's hook schedules its aclose(), which may close the response)
+        # is not dead yet: judged when it really dies, as what the reader waits on goes.
+        if record.kind is not RESPONSE or record.held is not None:
+            return False
+        with guard(f"reading the state of a {record.type_name}"):
+            waiter = record.integration.revived(record.resources)
+            if waiter is not None:
+                record.close_called = weakref.ref(
+                    waiter, functools.partial(self._close_ended, record.key))
+                self._closing[record.key] = record
+                return True
+        return False
 
     def _close_pending(self, record: Record) -> bool:
         # Died with open pools while its close coroutine lives on unfinished: a task will run
@@ -114,7 +129,8 @@ class Verdicts:
         record = self._closing.pop(key, None)
         if record is None or self.done:
             return
-        record.close_called = True  # ran, or dropped unawaited: the pools say which
+        # ran, or dropped unawaited: the pools say which (a revived response: its own state)
+        record.close_called = record.kind is not RESPONSE
         self._ended.append(record)
         if not self._in_gc:
             self._judge_ended()

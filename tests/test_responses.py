@@ -571,3 +571,56 @@ s.close()
     assert r.stderr.count(head) == 1, r.stderr
     line = code.splitlines().index('    r = s.get(BIG + "big", stream=True)  # LEAK') + 1
     assert f'app.py", line {line}, in work\n' in r.stderr, r.stderr
+
+
+# -- a response revived by a finalizer in the collection that found it dead ----------------
+
+REVIVED = """
+import asyncio, gc, httpx, sys
+class Box:
+    def __init__(self, it):
+        self.it, self.me = it, self
+async def main():
+    c = httpx.AsyncClient(limits=httpx.Limits(max_connections=1),
+                          timeout=httpx.Timeout(5, pool=0.5))
+    async def events():  # as an SDK's stream: closes its response in `finally` (or not)
+        r = await c.send(c.build_request("GET", BIG + "big"), stream=True)  # LEAK
+        try:
+            yield r.status_code
+        finally:
+            if CLOSES:
+                await r.aclose()
+    it = events()
+    await it.__anext__()  # stopped early
+    Box(it)  # dropped in a reference cycle
+    del it
+    gc.collect()  # the loop's hook revives the generator to run its aclose() soon
+    for _ in range(20):
+        await asyncio.sleep(0)
+    gc.collect()  # the response (a cycle with its stream) really dies now
+    try:  # the truth: a pool of one connection, which the next request gets back or not
+        await c.get(BIG)
+        print("next request: ok", file=sys.stderr, flush=True)
+    except httpx.PoolTimeout:
+        print("next request: PoolTimeout", file=sys.stderr, flush=True)
+    await c.aclose()
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("closes", [True, False])
+def test_async_generator_closing_its_response_when_collected(closes: bool) -> None:
+    code = BIG_SERVER + f"CLOSES = {closes}\n" + REVIVED
+    r = run_python(code, env={"LEAKGUARD": "1"})
+    assert r.returncode == 0, r.stderr
+    if closes:  # its finalizer gave the connection back: nothing held, nothing reported
+        assert r.stderr == "next request: ok\n", r.stderr
+        return
+    # judged as the response really died (once the generator's aclose() ran): a leak,
+    # reported before the next request found the pool empty
+    head = "leakguard: httpx.Response garbage-collected without close() (holding a connection"
+    assert r.stderr.count(head) == 1, r.stderr
+    assert r.stderr.index(head) < r.stderr.index("next request: PoolTimeout\n"), r.stderr
+    line = code.splitlines().index(
+        '        r = await c.send(c.build_request("GET", BIG + "big"), stream=True)  # LEAK') + 1
+    assert f'app.py", line {line}, in events\n' in r.stderr, r.stderr

@@ -217,3 +217,49 @@ def test_streamed_completion_never_closed_is_a_leaked_response(sdk: Sdk, tmp_pat
     assert "stream = C." in stderr, stderr  # the line that made the request
     assert "leakguard: 1 leaked response" in stderr, stderr
     assert json.loads(written)["kind"] == "response"
+
+
+@pytest.mark.parametrize("then", ["dropped", "dropped in a cycle", "kept"])
+def test_stream_stopped_early_is_judged_by_what_the_sdk_really_does(
+        sdk: Sdk, then: str, tmp_path: Path) -> None:
+    # the SDKs' stream generators close the response in a `finally`: as the stream is
+    # dropped (Anthropic's), or when the collector frees it (OpenAI's: the stream and its
+    # generator are a cycle), also in a cycle of the program's. A pool of one connection
+    # shows the truth: the next request gets the connection back, or times out
+    body = f"""
+    THEN = {then!r}
+    import httpx2, sys
+    HTTP = httpx2.Client(limits=httpx2.Limits(max_connections=1),
+                         timeout=httpx2.Timeout(5, pool=0.5))
+    C = {sdk.sync[:-1]}, http_client=HTTP)
+    KEEP = []
+    class Box:
+        def __init__(self, stream):
+            self.stream, self.me = stream, self
+    def ask():
+        stream = {sdk.call[:-1]}, stream=True)
+        for event in stream:
+            break  # stopped early: the rest of the body is never read
+        if THEN == "dropped in a cycle":
+            Box(stream)
+        elif THEN == "kept":
+            KEEP.append(stream)
+    ask()
+    gc.collect()
+    try:
+        {sdk.call}
+        print("next request: ok", file=sys.stderr)
+    except Exception as e:
+        print("next request:", type(e).__name__, file=sys.stderr)
+    if THEN != "kept":
+        C.close()
+    """
+    stderr, status, _ = run(sdk, body, tmp_path)
+    assert status == 0, stderr
+    if then == "kept":  # the connection stays out of the pool until exit: reported there
+        assert stderr.startswith("next request: APITimeoutError\n"), stderr
+        assert stderr.count("leakguard: httpx2.Response still open at interpreter exit "
+                            "(holding a connection to http://127.0.0.1:") == 1, stderr
+        assert "stream = C." in stderr, stderr  # the line that made the request
+    else:  # closed by the SDK's generator as it went: nothing held, nothing reported
+        assert stderr == "next request: ok\n", stderr

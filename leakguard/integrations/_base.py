@@ -99,6 +99,10 @@ class Integration:
         """A response's: whether it held a connection as it died; None when it cannot tell."""
         return None
 
+    def revived(self, resources: Any) -> object:
+        """Only responses are revived (see ResponseReader.revived)."""
+        return None
+
     def foreign(self, mod: ModuleType) -> bool:
         """Whether the module imported under this name is another library's (left to it)."""
         return False

@@ -44,6 +44,11 @@ class ResponseReader:
         """Whether it held a connection as it died; None when it cannot tell."""
         return None
 
+    def revived(self, resources: Any) -> object:
+        """Dead in a collection: an object that lives as long as the response, if a finalizer
+        brought the response back (the tracker waits for it to go); None: truly dead."""
+        return None
+
     def resources_closed(self, resources: Any) -> bool:
         """At a verdict with nothing known: not reported (no false alarm)."""
         held = self.held_at_death(resources)

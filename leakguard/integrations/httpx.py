@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import weakref
 
 from ._base import Integration, origin, tally
@@ -50,7 +51,7 @@ def connection_open(slot: Any) -> bool:
 
 def slot_held(refs: Any) -> bool:
     """Whether the pool still gives that slot's open connection to the response."""
-    slot_ref, stream_ref, pool_ref = refs
+    _, slot_ref, stream_ref, pool_ref = refs
     slot = slot_ref()
     if slot is None:  # the pool let go of it: the stream was closed
         return False
@@ -86,6 +87,26 @@ class HttpxResponses(ResponseReader):
     def resources_closed(self, resources: Any) -> bool:
         return not slot_held(resources)
 
+    def revived(self, resources: Any) -> object:
+        # resources[0]: the transport's stream under the response's own (whose Bound*Stream
+        # holds the response: never kept), held by the record until the verdict: anyone but
+        # the record still holding it is the response, brought back by a finalizer in the
+        # collection that "killed" it (an SDK stream's async generator, whose aclose() the
+        # loop will run); then the record lets it go and waits for it to go
+        bound = resources[0]
+        if bound is None or sys.getrefcount(bound) <= _OURS:
+            return None
+        resources[0] = None
+        try:
+            weakref.ref(bound)
+        except TypeError:
+            return None
+        return bound
+
+
+# references to the stream when only the record holds it: its list, the local name in
+# revived(), getrefcount()'s argument
+_OURS = 3
 
 RESPONSES = HttpxResponses()
 
@@ -137,5 +158,5 @@ class HttpxIntegration(Integration):
         pool = getattr(core, "_pool", None)
         track_response(result, RESPONSES, self.response_name,
                        origin_of(str(url.scheme), str(url.host), url.port),
-                       (weakref.ref(slot), weakref.ref(core),
-                        None if pool is None else weakref.ref(pool)))
+                       [result.stream._stream, weakref.ref(slot), weakref.ref(core),
+                        None if pool is None else weakref.ref(pool)])
