@@ -82,7 +82,15 @@ def side_by_side(run_round: Callable[[], float], rounds: int,
     import leakguard
 
     results: dict[str, list[float]] = {m: [] for m in modes}
-    run_round()  # warm up: imports, caches, the first stack
+    # warm up, once in each mode (untimed): imports, caches, the first stack; and what the
+    # first enable() leaves for good (its variable in os.environ, which requests reads at
+    # every request): every timed round, off or on, then starts from the same state
+    run_round()
+    leakguard.enable()
+    try:
+        run_round()
+    finally:
+        leakguard.disable()
     for n in range(rounds):
         for mode in modes if n % 2 == 0 else reversed(modes):
             if mode == "on":

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
-import threading
 import time
 import weakref
+from threading import current_thread
+from time import monotonic
 
 from ._guard import guard
 
@@ -49,7 +50,8 @@ class Record(weakref.ref):  # type: ignore[type-arg]
     """What leakguard knows of one tracked session: itself a weak reference to the session.
 
     One object per session instead of a record plus a weakref plus a callback closure; the
-    callback is the tracker's own bound method and never sees the session.
+    callback is the tracker's own bound method and never sees the session. Made by
+    new_record() (one C call and one Python call, not a Python __new__ and __init__).
     """
 
     __slots__ = ("close_called", "closed", "closed_at", "created", "held", "integration", "key",
@@ -57,40 +59,27 @@ class Record(weakref.ref):  # type: ignore[type-arg]
                  "last_code", "last_lasti", "last_time", "origin", "owner", "resources", "seq",
                  "site", "stack", "task", "thread", "type_name", "uses")
 
-    def __new__(cls, session: object, callback: Callable[[Record], None], *args: object,
-                ) -> Record:
-        return super().__new__(cls, session, callback)
-
-    def __init__(self, session: object, callback: Callable[[Record], None], key: int,
-                 seq: int, integration: Reader, type_name: str, stack: Stack,
-                 resources: object) -> None:
-        super().__init__(session, callback)  # type: ignore[call-arg]
-        self.key = key
-        self.seq = seq
-        self.integration = integration
-        self.type_name = type_name
-        self.stack = stack
-        self.resources = resources  # the pools, never the session: counted at report time
-        self.created = time.monotonic()
-        self.thread = threading.current_thread().name
-        self.task = _task_name()
-        self.closed = False
-        # an async close() was called: whether it ran is the library's state, read later
-        self.close_called: bool | weakref.ref[Any] = False
-        self.owner: object = None  # who owes the close (the pytest plugin: a test or fixture)
-        self.kind = SESSION
-        # requests made (sessions): how many, and the user's frame of the last one
-        self.uses = 0
-        self.last_code: CodeType | None = None
-        self.last_lasti = -1
-        self.last_time = 0.0
-        # (code, offset, monotonic time) of the close; kept while a closed session lives
-        self.closed_at: tuple[CodeType, int, float] | None = None
-        # responses: whether it held a connection when it died, read before its finalizer
-        # (None: not known yet); and the origin it holds a connection to
-        self.held: bool | None = None
-        self.origin = ""
-        self.site: Any = None  # its creation site's counts (a _sites.Site)
+    key: int
+    seq: int
+    integration: Reader
+    type_name: str
+    stack: Stack
+    resources: object
+    created: float
+    thread: str
+    task: str | None
+    closed: bool
+    close_called: bool | weakref.ref[Any]
+    owner: object
+    kind: str
+    uses: int
+    last_code: CodeType | None
+    last_lasti: int
+    last_time: float
+    closed_at: tuple[CodeType, int, float] | None
+    held: bool | None
+    origin: str
+    site: Any
 
     def age(self) -> float:
         """Seconds since the session was created."""
@@ -123,6 +112,61 @@ class Record(weakref.ref):  # type: ignore[type-arg]
                 count, _ = self.integration.connections(self.resources)
                 closed = not count
         return not closed
+
+
+_new_ref = weakref.ref.__new__
+
+
+def new_record(session: object, callback: Callable[[Record], None], key: int,
+               integration: Reader, type_name: str, stack: Stack, resources: object,
+               kind: str) -> Record:
+    """A record of a session (or response) just made: a weak reference to it with `callback`."""
+    record: Record = _new_ref(Record, session, callback)
+    record.key = key
+    record.seq = 0
+    record.integration = integration
+    record.type_name = type_name
+    record.stack = stack
+    record.resources = resources  # the pools, never the session: counted at report time
+    record.created = monotonic()
+    record.thread = current_thread().name
+    record.task = None
+    if _asyncio:
+        loop = _asyncio[0]()  # cheap, and no exception when there is none
+        if loop is not None:
+            task = _asyncio[1](loop)
+            if task is not None:
+                record.task = str(task.get_name())
+    elif "asyncio" in sys.modules:
+        _asyncio_found()
+        record.task = _task_name()
+    record.closed = False
+    # an async close() was called: whether it ran is the library's state, read later
+    record.close_called = False
+    record.owner = None  # who owes the close (the pytest plugin: a test or fixture)
+    record.kind = kind
+    # requests made (sessions): how many, and the user's frame of the last one
+    record.uses = 0
+    record.last_code = None
+    record.last_lasti = -1
+    record.last_time = 0.0
+    # (code, offset, monotonic time) of the close; kept while a closed session lives
+    record.closed_at = None
+    # responses: whether it held a connection when it died, read before its finalizer
+    # (None: not known yet); and the origin it holds a connection to
+    record.held = None
+    record.origin = ""
+    record.site = None  # its creation site's counts (a _sites.Site)
+    return record
+
+
+# asyncio's _get_running_loop and current_task, once asyncio is imported (never imported here)
+_asyncio: list[Any] = []
+
+
+def _asyncio_found() -> None:
+    asyncio = sys.modules["asyncio"]
+    _asyncio[:] = [asyncio._get_running_loop, asyncio.current_task]
 
 
 def _task_name() -> str | None:

@@ -31,6 +31,8 @@ def capture(depth: int, skip: int = 1, instance: object = None) -> Stack:
         frame: FrameType | None = sys._getframe(skip + 1)
     except ValueError:
         return ()
+    if instance is None:
+        return capture_from(frame, depth)
     out: list[CodeType | int] = []
     append = out.append
     chain = instance is not None
@@ -48,6 +50,18 @@ def capture(depth: int, skip: int = 1, instance: object = None) -> Stack:
             append(~frame.f_lasti if chain else frame.f_lasti)
         else:
             append(frame.f_lasti)
+        frame = frame.f_back
+        depth -= 1
+    return _intern(tuple(out))
+
+
+def capture_from(frame: FrameType | None, depth: int) -> Stack:
+    """The stack from `frame` outwards, as capture() makes it (without a constructor chain)."""
+    out: list[CodeType | int] = []
+    append = out.append
+    while frame is not None and depth:
+        append(frame.f_code)
+        append(frame.f_lasti)
         frame = frame.f_back
         depth -= 1
     return _intern(tuple(out))

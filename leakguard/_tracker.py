@@ -10,7 +10,7 @@ from itertools import count
 
 from . import _stacks
 from ._owners import Owners
-from ._record import RESPONSE, SESSION, Record
+from ._record import RESPONSE, SESSION, Record, new_record
 from ._verdicts import Verdicts
 
 TYPE_CHECKING = False
@@ -101,9 +101,8 @@ class Tracker(Verdicts):
         key = id(session)
         if kind is SESSION:
             resources = integration.resources(session)
-        record = Record(session, self._on_death, key, 0, integration,
-                        type_name, stack, resources)
-        record.kind = kind
+        record = new_record(session, self._on_death, key, integration, type_name, stack,
+                            resources, kind)
         owner = self.owner if self.owner_of is None else self.owner_of(stack)
         record.owner = owner
         with self._lock:
@@ -116,7 +115,8 @@ class Tracker(Verdicts):
             # numbered under the lock and appended: _live stays in creation order (since())
             record.seq = next(self._seq)
             self._live[key] = record
-            self._owners.add(record)
+            if owner is not None:
+                self._owners.add(record)
             sites = self.sites
             crowded = sites.opened(record) if sites is not None else None
         if crowded is not None and sites is not None:
@@ -226,9 +226,11 @@ class Tracker(Verdicts):
 
     def _unown(self, record: Record) -> None:
         # with the lock held: the record is no longer live (called once as it leaves _live)
-        if self.sites is not None:
-            self.sites.closed(record)
-        self._owners.drop(record)
+        site = record.site
+        if site is not None:
+            site.open -= 1  # Sites.closed(), inline: once per record on the hot path
+        if record.owner is not None:
+            self._owners.drop(record)
 
     def owned(self, owner: object) -> list[Record]:
         """The live records of one owner (in creation order): cost in its records only."""

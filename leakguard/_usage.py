@@ -15,9 +15,12 @@ if TYPE_CHECKING:
 
     from ._tracker import Record
 
-# code object -> whether it is the user's (outside installed packages, the stdlib, leakguard,
-# wrapt): one dict lookup per frame on the request path; bounded by the code objects seen
-_USER: dict[CodeType, bool] = {}
+# id(code) -> (code, whether it is the user's: outside installed packages, the stdlib,
+# leakguard, wrapt): one dict lookup per frame on the request path, bounded by the code
+# objects seen. Keyed by id, not by the code object, whose hash is computed anew at every
+# lookup (3.11: its names and constants, recursively); the entry holds the code object, so
+# its id stays its own while the entry lives.
+_USER: dict[int, tuple[CodeType, bool]] = {}
 _USER_MAX = 20000
 _MAX_WALK = 64
 
@@ -26,7 +29,7 @@ def _is_user(code: CodeType) -> bool:
     user = not _stacks.is_library(code.co_filename, _stacks._LIBRARIES)
     if len(_USER) >= _USER_MAX:
         _USER.clear()
-    _USER[code] = user
+    _USER[id(code)] = (code, user)
     return user
 
 
@@ -36,9 +39,8 @@ def user_frame(frame: FrameType | None) -> tuple[CodeType, int] | None:
     n = _MAX_WALK
     while frame is not None and n:
         code = frame.f_code
-        user = _USER.get(code)
-        if user is None:
-            user = _is_user(code)
+        seen = _USER.get(id(code))
+        user = seen[1] if seen is not None and seen[0] is code else _is_user(code)
         if user:
             return code, frame.f_lasti
         if first is None and not code.co_filename.startswith(_stacks._internal_dirs()):
@@ -53,14 +55,28 @@ def user_depth(frame: FrameType | None) -> int:
     n = 0
     while frame is not None and n < _MAX_WALK:
         code = frame.f_code
-        user = _USER.get(code)
-        if user is None:
-            user = _is_user(code)
+        seen = _USER.get(id(code))
+        user = seen[1] if seen is not None and seen[0] is code else _is_user(code)
         if user:
             return n
         frame = frame.f_back
         n += 1
     return 0
+
+
+def innermost_user(frame: FrameType) -> FrameType:
+    """The innermost user frame from `frame` outwards; `frame` itself when there is none."""
+    found: FrameType | None = frame
+    n = _MAX_WALK
+    while found is not None and n:
+        code = found.f_code
+        seen = _USER.get(id(code))
+        user = seen[1] if seen is not None and seen[0] is code else _is_user(code)
+        if user:
+            return found
+        found = found.f_back
+        n -= 1
+    return frame
 
 
 def note_request(session: object, reusable: bool, closer: str) -> None:

@@ -7,7 +7,7 @@ import threading
 import weakref
 from collections import deque
 
-from ._guard import guard
+from ._guard import guard, internal_error
 from ._record import RESPONSE
 
 TYPE_CHECKING = False
@@ -50,12 +50,27 @@ class Verdicts:
         if self.done:
             record.resources = None  # nothing more to judge: keep nothing alive
             return
-        if record.kind is RESPONSE and record.held is None and not self._in_gc:
+        if record.kind is RESPONSE and not self._in_gc:
             # a response's state is readable only now, while its attributes still live; in a
             # collection (cyclic garbage) it is read at its end, once finalizers ran (one may
             # have closed it: an owner's __del__, an SDK stream's generator)
-            with guard(f"reading the state of a {record.type_name}"):
-                record.held = record.integration.held_at_death(record.resources)
+            held = record.held
+            if held is None:
+                try:
+                    held = record.held = record.integration.held_at_death(record.resources)
+                except Exception as exc:  # the guard's rule, without its calls per response
+                    internal_error(f"reading the state of a {record.type_name}", exc)
+            if held is False and self._lock.acquire(blocking=False):
+                # the common end of a response: it let go of its connection, outside a
+                # collection (no finalizer to wait for): forgotten now, without the queue
+                try:
+                    if self._live.get(record.key) is record:
+                        del self._live[record.key]
+                        self._unown(record)
+                finally:
+                    self._lock.release()
+                record.resources = None  # judged: what it read the state through can go now
+                return
         self._dead.append(record.key)
         if not self._in_gc:
             self.drain()

@@ -6,7 +6,7 @@ import inspect
 import os
 
 from .. import _stacks
-from .._guard import guard
+from .._guard import internal_error
 from .._tracker import TRACKER, capture_stack
 from .._unseen import unseen_by_warnings
 from .._usage import closed_here
@@ -193,39 +193,50 @@ class Integration:
 
     # -- the wrappers: the original is called outside any try ------------------------------
 
+    # The wrappers run for every session made and closed: try/except hands an error to the
+    # guard's handler (internal_error), as `with guard(...)` does, without its two calls.
+
     def _init_wrapper(self) -> Any:
-        guarded = guard(f"tracking a new {self.name} session")  # stateless: made once
+        where = f"tracking a new {self.name} session"
 
         def init(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             result = wrapped(*args, **kwargs)
-            with guarded:
-                if self.owned_elsewhere():
-                    return result
-                TRACKER.track(instance, self, self.type_name(type(instance)),
-                              capture_stack(instance=instance))
+            try:
+                if not self.owned_elsewhere():
+                    TRACKER.track(instance, self, self.type_name(type(instance)),
+                                  capture_stack(instance=instance))
+            except Exception as exc:
+                internal_error(where, exc)
             return result
 
         return unseen_by_warnings(init)
 
     def _close_wrapper(self, checked: bool) -> Any:
-        guarded = guard(f"closing a {self.name} session")
+        where = f"closing a {self.name} session"
+        reusable = self.reusable
 
         def close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             result = wrapped(*args, **kwargs)
-            with guarded:
-                if not checked or self.is_closed(instance):
-                    TRACKER.close(instance, closed_here() if self.reusable else None)
+            try:
+                # untracked (owned by another session, or made before leakguard): nothing
+                # to read, and no frame walk for where it was closed
+                if id(instance) in TRACKER._live and (not checked or self.is_closed(instance)):
+                    TRACKER.close(instance, closed_here() if reusable else None)
+            except Exception as exc:
+                internal_error(where, exc)
             return result
 
         return unseen_by_warnings(close)
 
     def _async_close_wrapper(self) -> Any:
-        guarded = guard(f"closing a {self.name} session")
+        where = f"closing a {self.name} session"
 
         def close_called(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             result = wrapped(*args, **kwargs)
-            with guarded:
+            try:
                 TRACKER.close_called(instance, result)
+            except Exception as exc:
+                internal_error(where, exc)
             return result
 
         return unseen_by_warnings(close_called)

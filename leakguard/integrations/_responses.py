@@ -8,10 +8,10 @@ import sys
 from collections.abc import Coroutine
 
 from .. import _stacks
-from .._guard import guard
-from .._tracker import RESPONSE, TRACKER, capture_stack
+from .._guard import guard, internal_error
+from .._tracker import RESPONSE, TRACKER
 from .._unseen import unseen_by_warnings
-from .._usage import note_request, user_depth
+from .._usage import innermost_user, note_request
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -75,8 +75,7 @@ def track_response(response: object, reader: ResponseReader, type_name: str, whe
 
     Its stack starts at the user's line that made the request, not in the library.
     """
-    depth = user_depth(sys._getframe(1))
-    stack = _stacks.capture(TRACKER.stack_depth, depth + 1) if depth else capture_stack(2)
+    stack = _stacks.capture_from(innermost_user(sys._getframe(1)), TRACKER.stack_depth)
     record = TRACKER.track(response, reader, type_name, stack, RESPONSE, resources)
     if record is not None:
         record.origin = where
@@ -132,7 +131,12 @@ class _Then(Coroutine):  # type: ignore[type-arg]
         return self
 
     def __next__(self) -> Any:
-        return self.send(None)
+        # what an awaiting coroutine calls at each step: send(None) inline, one call less
+        try:
+            return self._coro.send(None)
+        except StopIteration as stop:
+            self._done(stop.value)
+            raise
 
     def _done(self, result: Any) -> None:
         # runs in the frame chain of the awaiting coroutine: its stack reaches the user
@@ -144,27 +148,36 @@ class _Then(Coroutine):  # type: ignore[type-arg]
 def request_wrapper(integration: Any, method: Any) -> Any:
     """The wrapper of a session method that makes one request: last use, use after close and,
     when the integration tracks responses, the response it returns."""
-    guarded = guard(f"a request of a {integration.name} session")
+    where = f"a request of a {integration.name} session"
+    guarded = guard(where)
     reusable = integration.reusable
     closer = integration.closers[0] if integration.closers else "close"
     on_response = integration.on_response if integration.tracks_responses() else None
+    # every request passes here: try/except hands an error to the guard's handler
+    # (internal_error) as `with guard` does, without its two calls per request
 
     if on_response is not None and inspect.iscoroutinefunction(method):
         def async_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            with guarded:
+            try:
                 note_request(instance, reusable, closer)
+            except Exception as exc:
+                internal_error(where, exc)
             coro = wrapped(*args, **kwargs)
             return _Then(coro, on_response, instance, kwargs, guarded)
 
         return async_request
 
     def request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        with guarded:
+        try:
             note_request(instance, reusable, closer)
+        except Exception as exc:
+            internal_error(where, exc)
         result = wrapped(*args, **kwargs)
         if on_response is not None:
-            with guarded:
+            try:
                 on_response(instance, result, kwargs)
+            except Exception as exc:
+                internal_error(where, exc)
         return result
 
     return unseen_by_warnings(request)
