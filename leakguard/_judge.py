@@ -118,7 +118,11 @@ class Judge:
         due = [o for o in self.suspects if final or o.mark < now]
         self.suspects = self.suspects[len(due):]
         records = [r for owner in due for r in self.tracker.owned(owner)]
-        found = settle(self.tracker, records)[0] if final else still_open(records)
+        if final:
+            found = settle(self.tracker, records)[0]
+        else:  # the interpreter collected since: those alive now are held
+            self.tracker.drain()  # the dead ones' verdicts, claimed for their owners first
+            found = still_open(records)
         self.tracker.forget(found)
         entries: list[Entry] = []
         for owner in due:
