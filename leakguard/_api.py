@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 import sys
 import threading
 
@@ -89,11 +90,15 @@ def enable(**options: Any) -> None:
             _exit.register(_exit_report, lambda: _STATE.options.exitcode, _exit_prepare)
             if hasattr(os, "register_at_fork"):
                 os.register_at_fork(after_in_child=_after_fork)
+                if hasattr(signal, "pthread_sigmask"):  # after _after_fork in the child
+                    os.register_at_fork(before=_sigterm.before_fork,
+                                        after_in_parent=_sigterm.after_fork_unblock,
+                                        after_in_child=_sigterm.after_fork_unblock)
             _STATE.atexit_registered = True
         if opts.exitcode is not None:
             _exit.record_exit_requests()
         if opts.sigterm and _sigterm.install(_exit_report):
-            _hooks.when_imported("multiprocessing", _sigterm.default_in_workers)
+            _hooks.when_imported("multiprocessing", _sigterm.in_workers)
         if opts.metrics == "otel":
             from . import _metrics
 
@@ -208,6 +213,7 @@ def _after_fork() -> None:
             reporter.suppressed.clear()
             reporter.lock = threading.Lock()
         _STATE.pid = os.getpid()
+        _sigterm.after_fork()
         _exit.run_exit_report_in_child()
         if _STATE.ticker is not None:
             _STATE.ticker.after_fork()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import sys
 import threading
+import time
 
 from ._guard import guard
 
@@ -17,9 +19,12 @@ if TYPE_CHECKING:
 REPORT_TIMEOUT = 10.0  # seconds the report may take before the process dies anyway
 
 _report: list[Callable[[], object]] = []  # the exit report; empty while switched off
-_busy: list[bool] = []  # non-empty once a SIGTERM is being handled
+_once = [threading.Lock()]  # taken by whichever handles SIGTERM first (see _take)
+_holder: list[str] = []  # which one took it: "main" or "thread" (off the main thread)
 _in_report: list[bool] = []  # non-empty while an exit report runs
 _pending: list[bool] = []  # non-empty when SIGTERM waits for that report to end
+_installed_in: list[int] = []  # the pid of the process that installed our handler
+_fork_blocked: list[bool] = []  # non-empty while before_fork() holds SIGTERM back
 
 
 def install(report: Callable[[], object]) -> bool:
@@ -37,6 +42,10 @@ def install(report: Callable[[], object]) -> bool:
         signal.signal(signal.SIGTERM, _on_sigterm)
     except (ValueError, OSError, AttributeError):  # a subinterpreter, or no SIGTERM here
         return False
+    _installed_in[:] = [os.getpid()]
+    watcher = sys.modules.get("leakguard._watcher")
+    if watcher is not None and watcher.is_worker():  # enabled again inside a worker
+        watcher.start()
     return True
 
 
@@ -50,33 +59,17 @@ def uninstall() -> None:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
     except (ValueError, OSError, AttributeError):
         pass
+    if "leakguard._watcher" in sys.modules:
+        from . import _watcher
+
+        _watcher.stop()
 
 
-def default_in_workers(multiprocessing: object) -> None:
-    """Leave SIGTERM's default action to multiprocessing's worker processes.
+def in_workers(multiprocessing: object) -> None:
+    """Watch for SIGTERM in multiprocessing's worker processes (see _watcher)."""
+    from . import _watcher
 
-    A Python-level handler runs only between bytecodes of the main thread: a SIGTERM that
-    lands just before a worker blocks on its queue's lock is never handled, and
-    Pool.terminate() (also `with Pool()`) would wait for that worker forever. Workers keep
-    the default, as without leakguard; what they drop is still reported when collected.
-    """
-    if sys.argv[1:2] == ["--multiprocessing-fork"]:  # a spawned worker, being started
-        _restore_default(None)
-        return
-    from multiprocessing import util
-
-    # run in every new forked worker (fork, forkserver) by Process._bootstrap
-    util.register_after_fork(_WorkerMarker, _restore_default)
-
-
-class _WorkerMarker:
-    """A weakly referenceable key for multiprocessing's after-fork registry."""
-
-
-def _restore_default(_: object) -> None:
-    with guard("restoring SIGTERM in a worker"):
-        if threading.current_thread() is threading.main_thread() and installed():
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _watcher.in_workers(installed, on_sigterm_in_thread)
 
 
 def installed() -> bool:
@@ -84,10 +77,48 @@ def installed() -> bool:
     return signal.getsignal(signal.SIGTERM) is _on_sigterm
 
 
+def before_fork() -> None:
+    """Hold SIGTERM back in the forking thread while it forks (os.register_at_fork).
+
+    A new child's Python clears the signals that reached it before its after-fork hooks:
+    with a Python-level handler, a SIGTERM sent to a child that early (Pool.terminate()
+    just after Pool()) would be lost and the child would never die. Blocked, it waits in
+    the child until after_fork_unblock(), then is handled.
+    """
+    with guard("holding SIGTERM back while forking"):
+        if installed():
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+            if signal.SIGTERM not in held:  # else the program blocks it itself: it stays so
+                _fork_blocked.append(True)
+
+
+def after_fork_unblock() -> None:
+    """After a fork, in the parent and in the child: let SIGTERM through again."""
+    if _fork_blocked:
+        _fork_blocked.clear()
+        with guard("letting SIGTERM through after forking"):
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
+def after_fork() -> None:
+    """In a forked child: nobody is handling SIGTERM here yet; the parent's watcher is gone."""
+    _once[:] = [threading.Lock()]
+    _holder.clear()
+    if "leakguard._watcher" in sys.modules:
+        from . import _watcher
+
+        _watcher.after_fork()
+
+
 class reporting:
     """Around every exit report: a SIGTERM that arrives meanwhile waits for its end, then kills."""
 
     def __enter__(self) -> None:
+        if _holder[:1] == ["thread"] and _in_main_thread():
+            # a worker ending while a thread of ours writes the report at SIGTERM: wait for
+            # it to end the process rather than exit first and cut that report short
+            time.sleep(REPORT_TIMEOUT + 2)
+            _die()
         _in_report.append(True)
 
     def __exit__(self, *exc: object) -> None:
@@ -97,18 +128,56 @@ class reporting:
             _die()
 
 
+def _take(who: str) -> bool:
+    """Whether `who` is the one to handle this SIGTERM (never blocks: a handler may nest)."""
+    if not _once[0].acquire(blocking=False):
+        return False
+    _holder.append(who)
+    return True
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     # Runs in the main thread between two bytecodes, wherever it was: the report runs in a
     # thread of its own so that a lock the main thread holds (ours, logging's) delays it
     # at most REPORT_TIMEOUT instead of hanging the process.
-    if _busy:
-        return  # a second SIGTERM while the first one's report runs: that one dies after it
-    _busy.append(True)
+    watcher = sys.modules.get("leakguard._watcher")
+    if _installed_in[:1] != [os.getpid()] or (watcher is not None and watcher.watching()):
+        # A worker (or any forked child): a thread does it all, as the watcher does when
+        # the main thread is stuck in C. The main thread runs on meanwhile and releases the
+        # locks it may hold (the tracker's, logging's, threading's while it forks or starts a
+        # thread), which the report needs; so this handler takes none (a low-level thread:
+        # threading.Thread.start takes one).
+        try:
+            _thread.start_new_thread(on_sigterm_in_thread, ())
+            return
+        except RuntimeError:  # no new threads: do it here
+            pass
+    if not _take("main"):
+        # a second SIGTERM while the first one's report runs: that one dies after it; or a
+        # worker's thread is on it: it ends the process once the report is written
+        return
+    _handle()
+
+
+def on_sigterm_in_thread() -> None:
+    """SIGTERM handled off the main thread (a worker's), which may be stuck in C."""
+    with guard("the report at SIGTERM"):
+        if not installed() or not _take("thread"):
+            return  # the program's own handler now, or another thread is on it already
+        _handle()
+
+
+def _handle() -> None:
     if _in_report:
         # the exit report is running (at exit, in the main thread we interrupted, or in a
         # worker ending): let it finish, then die of SIGTERM (see reporting.__exit__)
         _pending.append(True)
-        return
+        if _in_main_thread():
+            return
+        deadline = time.monotonic() + REPORT_TIMEOUT
+        while _in_report and time.monotonic() < deadline:
+            time.sleep(0.02)
+        _die()
     with guard("the report at SIGTERM"):
         if _report:
             report = _report[0]
@@ -121,6 +190,12 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
             else:
                 worker.join(REPORT_TIMEOUT)
     _die()
+
+
+def _in_main_thread() -> bool:
+    # not threading.current_thread(): in a low-level thread it makes a _DummyThread, under
+    # a lock the interrupted main thread may hold
+    return threading.get_ident() == threading.main_thread().ident
 
 
 def _run(report: Callable[[], object]) -> None:
@@ -136,8 +211,12 @@ def _die() -> None:
         pass
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    except ValueError:  # not the main thread (an exit report run elsewhere): the status only
-        os._exit(128 + signal.SIGTERM)
+    except ValueError:  # not the main thread: a worker's watcher, or an exit report elsewhere
+        from . import _watcher
+
+        if not _watcher.default_action_from_any_thread():
+            os._exit(128 + signal.SIGTERM)  # the status a shell would show
     os.kill(os.getpid(), signal.SIGTERM)
-    # SIGTERM blocked in this thread's mask: it is pending; the status a shell would show
+    # SIGTERM blocked in this thread's mask: it is pending, and another thread may take it
+    time.sleep(0.5)
     os._exit(128 + signal.SIGTERM)
