@@ -41,12 +41,19 @@ class Row:
 
 
 def rows(tracker: Tracker) -> list[Row]:
-    """Sites with an object open now, largest first: one pass over the live records."""
+    """Sites with an object open now, largest first: one pass over the live records.
+
+    Open as the library says, now (the check of the exit verdict): a session closed by a
+    path leakguard does not wrap (an aiohttp connector closed directly) is not counted.
+    """
     found: dict[Site, Row] = {}
     for record in tracker.live_records():
         site = record.site
-        if site is None or record() is None:
-            continue  # not counted, or dead with its verdict pending
+        if site is None:
+            continue  # not counted
+        session = record()
+        if session is None or not record.open_now(session):
+            continue  # dead with its verdict pending, or closed by its library
         row = found.get(site)
         if row is None:
             row = found[site] = Row(site, record.created)

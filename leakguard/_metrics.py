@@ -63,12 +63,16 @@ def start(tracker: Tracker, leaks: Leaks) -> bool:
 
 def _observe(observation: Any, tracker: Tracker) -> list[Any]:
     # every site seen since enable (bounded: sites are code locations), 0 once all closed,
-    # so that a series falls to zero instead of vanishing
+    # so that a series falls to zero instead of vanishing; open as census() counts it (the
+    # library's own state, not only what leakguard saw closed)
+    from ._census import rows
+
     found: list[Any] = []
     with guard("observing leakguard.open"):
         sites = tracker.sites
         every = getattr(sites, "all", None)
+        now = {row.site: row.open for row in rows(tracker)}
         for site in every() if every is not None else ():
-            found.append(observation(max(site.open, 0), {
+            found.append(observation(now.get(site, 0), {
                 "kind": site.kind, "type": site.type_name, "site": site.text()}))
     return found
