@@ -178,6 +178,8 @@ def summarize_files(args: list[str], as_json: bool = False) -> int:
     records, problems = read_records(paths, censuses)
     for p in problems:
         print(f"leakguard report: {p}", file=sys.stderr)
+    if problems and not records and not censuses:
+        return 2  # nothing could be read: the errors say so, no summary of nothing
     data = summarize(records)
     if censuses:
         data["census"] = list(censuses.values())
@@ -187,6 +189,4 @@ def summarize_files(args: list[str], as_json: bool = False) -> int:
         print(format_summary(data) if records else "leakguard: no leaked sessions")
         if censuses:
             print(format_censuses(list(censuses.values())))
-    if problems and not records:
-        return 2
     return 1 if records else 0

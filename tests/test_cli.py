@@ -106,6 +106,17 @@ def test_report_on_nothing_exits_zero_with_a_note(tmp_path: Path) -> None:
     assert _cli("report", "dir.jsonl", cwd=tmp_path).returncode == 2  # unreadable: an error
 
 
+@pytest.mark.parametrize("flags", [[], ["--json"]])
+def test_report_on_an_unreadable_file_prints_only_the_error(tmp_path: Path,
+                                                            flags: list[str]) -> None:
+    (tmp_path / "bad.jsonl").write_text('{"event": "gc"\nnot json\n')
+    r = _cli("report", *flags, "bad.jsonl", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stdout == ""  # not "no leaked sessions" next to the error
+    assert r.stderr == ("leakguard report: bad.jsonl:1: not a JSON record\n"
+                        "leakguard report: bad.jsonl:2: not a JSON record\n")
+
+
 @pytest.mark.parametrize(("flag", "value", "accepted"), [
     ("--log", "loud", "accepted values are warning, debug"),
     ("--stack-depth", "0", "accepted values are whole numbers from 1 to 1000"),
