@@ -76,7 +76,6 @@ def own_line(probed: Probe) -> str | None:
 
 
 def _library_versions() -> list[str]:
-    from importlib import metadata
 
     from .integrations import all_integrations
 
@@ -87,13 +86,16 @@ def _library_versions() -> list[str]:
     except OptionError:  # a process ignores a bad value too (and says so)
         pass
     lines = []
+    owners = _owners()
     for integration in all_integrations().values():
         supported = f"(supported: {integration.supported_range()})"
-        try:
-            version = metadata.version(integration.module)
-        except metadata.PackageNotFoundError:
+        found = _installed(integration.module, owners.get(integration.module, []))
+        if found is None:
             lines.append(f"  {integration.name:<9} not installed {supported}")
             continue
+        dist, version = found
+        if dist.lower().replace("_", "-") != integration.module:
+            supported = f"(as {dist}; supported: {integration.supported_range()})"
         if targets is not None and integration.name not in targets:
             verdict = f"NOT tracked: LEAKGUARD_TARGETS={raw} leaves it out"
         elif integration.supports(version):
@@ -102,6 +104,74 @@ def _library_versions() -> list[str]:
             verdict = "NOT tracked: outside the supported range"
         lines.append(f"  {integration.name:<9} {version:<10} {verdict} {supported}")
     return lines
+
+
+def _owners() -> dict[str, list[str]]:
+    """Top-level module name -> the distributions that install it."""
+    from importlib import metadata
+
+    mapping = getattr(metadata, "packages_distributions", None)
+    if mapping is not None:
+        return mapping()  # type: ignore[no-any-return]
+    found: dict[str, list[str]] = {}  # Python 3.9: what packages_distributions() reads
+    for dist in metadata.distributions():
+        top = (dist.read_text("top_level.txt") or "").split()
+        if not top:
+            top = list({str(f).split("/")[0].split(".")[0] for f in dist.files or ()
+                        if not str(f).startswith(("..", "/"))})
+        for name in top:
+            found.setdefault(name, []).append(dist.metadata["Name"])
+    return found
+
+
+def _installed(module: str, dists: list[str]) -> tuple[str, str] | None:
+    """(distribution, version) of what `import module` loads, without importing it.
+
+    Another distribution may install the same module name: urllib3-future (niquests')
+    is imported as `urllib3`, also over a urllib3 installed before it, whose files it
+    replaces. The one whose recorded hash matches the file on disk is the one there.
+    """
+    from importlib import metadata
+
+    candidates = list(dict.fromkeys([*dists, module]))
+    versions = {}
+    for name in candidates:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    if len(versions) > 1:
+        there = _owner_on_disk(module, list(versions))
+        if there is not None:
+            return there, versions[there]
+    for name, version in versions.items():
+        return name, version
+    return None
+
+
+def _owner_on_disk(module: str, names: list[str]) -> str | None:
+    import base64
+    import hashlib
+    from importlib import metadata
+    from importlib.util import find_spec
+
+    try:
+        spec = find_spec(module)
+        origin = spec.origin if spec is not None else None
+        if not origin:
+            return None
+        with open(origin, "rb") as f:
+            digest = base64.urlsafe_b64encode(hashlib.sha256(f.read()).digest())
+    except (ImportError, OSError, ValueError):
+        return None
+    want = digest.rstrip(b"=").decode("ascii")
+    tail = os.path.join(*module.split("."), os.path.basename(origin)).replace(os.sep, "/")
+    for name in names:
+        for file in metadata.distribution(name).files or ():
+            if str(file).replace(os.sep, "/") == tail and file.hash is not None \
+                    and file.hash.value == want:
+                return name
+    return None
 
 
 def would_be_active(probed: Probe = None) -> tuple[bool, str]:

@@ -73,3 +73,50 @@ def test_targets_leave_libraries_untracked(tmp_path: Path) -> None:
     assert " tracked (supported" in lines["requests"]
     for name in ("aiohttp", "httpx", "urllib3"):
         assert "NOT tracked: LEAKGUARD_TARGETS=requests leaves it out" in lines[name], name
+
+
+def _fake_dist(where: Path, module: str, dist: str, version: str, init: str,
+               recorded: str | None = None) -> None:
+    """A distribution `dist` that installs the package `module` (as pip leaves it)."""
+    import base64
+    import hashlib
+
+    (where / module).mkdir(exist_ok=True)
+    (where / module / "__init__.py").write_text(init)
+    digest = base64.urlsafe_b64encode(hashlib.sha256(
+        (recorded if recorded is not None else init).encode()).digest()).rstrip(b"=").decode()
+    info = where / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "top_level.txt").write_text(f"{module}\n")
+    (info / "RECORD").write_text(f"{module}/__init__.py,sha256={digest},{len(init)}\n"
+                                 f"{info.name}/METADATA,,\n")
+
+
+def test_urllib3_future_is_named_as_what_is_really_there(tmp_path: Path) -> None:
+    # niquests installs urllib3-future, imported as `urllib3` (here over the real urllib3
+    # of this environment, as its start-up .pth file does): not "not installed"
+    site = tmp_path / "site"
+    site.mkdir()
+    _fake_dist(site, "urllib3", "urllib3-future", "2.25.904", "__version__ = '2.25.904'\n")
+    out = _status(sys.executable, _env(PYTHONPATH=str(site)), tmp_path)
+    [line] = [x for x in out.splitlines() if x.startswith("  urllib3 ")]
+    assert line.split() == ["urllib3", "2.25.904", "tracked", "(as", "urllib3-future;",
+                            "supported:", ">=1.26,<3)"], out
+
+
+def test_of_two_distributions_of_one_module_the_one_on_disk_is_named(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   ) -> None:
+    from leakguard import _status
+
+    site = tmp_path / "site"
+    site.mkdir()
+    # installed second, over the first one's files: only its recorded hash matches
+    _fake_dist(site, "lgfakelib", "lgfakelib", "1.0", "v = 2\n", recorded="v = 1\n")
+    _fake_dist(site, "lgfakelib", "lgfakelib-future", "2.0", "v = 2\n")
+    monkeypatch.syspath_prepend(str(site))
+    owners = _status._owners()["lgfakelib"]
+    assert sorted(owners) == ["lgfakelib", "lgfakelib-future"]
+    assert _status._installed("lgfakelib", owners) == ("lgfakelib-future", "2.0")
+    assert _status._installed("lgfakelib-absent", []) is None
