@@ -8,7 +8,7 @@ import weakref
 from threading import current_thread
 from time import monotonic
 
-from ._guard import guard
+from ._guard import guard, internal_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -104,13 +104,15 @@ class Record(weakref.ref):  # type: ignore[type-arg]
     def open_now(self, session: object) -> bool:
         """Whether the live session (this record's referent) is still open."""
         closed = False
-        with guard(f"reading the state of a {self.type_name}"):
+        try:  # not `with guard(...)`: census() asks this of every live record
             closed = self.integration.is_closed(session)
             if not closed and self.close_called:
                 # a library without a closed state: its async close ran if its pools
                 # hold no open connection (as for a session that died, judged_closed)
                 count, _ = self.integration.connections(self.resources)
                 closed = not count
+        except Exception as exc:
+            internal_error(f"reading the state of a {self.type_name}", exc)
         return not closed
 
 
