@@ -20,6 +20,7 @@ from conftest import SERVER_SNIPPET, Reports, line_of, run_python
 
 import leakguard
 from leakguard._tracker import TRACKER
+from leakguard.integrations.httpx import pool_request
 
 # /big: 1 MiB (not read at once by anyone), /close: the server closes after the response,
 # anything else: "ok" on a keep-alive connection
@@ -302,9 +303,9 @@ def _socket_closed_when_dropped(lib: str, url: str) -> bool:
     if lib == "httpx":  # the pool keeps a dropped response's connection (and socket)
         with httpx.Client() as c:
             h = c.send(c.build_request("GET", url + "big"), stream=True)
-            core = h.stream._stream._httpcore_stream  # type: ignore[attr-defined]
-            sock = weakref.ref(core._pool_request.connection._connection._network_stream._sock)
-            del h, core
+            slot = pool_request(h)
+            sock = weakref.ref(slot.connection._connection._network_stream._sock)
+            del h, slot
             gc.collect()
             return sock() is None
     if lib == "urllib3":
