@@ -263,3 +263,55 @@ def test_stream_stopped_early_is_judged_by_what_the_sdk_really_does(
         assert "stream = C." in stderr, stderr  # the line that made the request
     else:  # closed by the SDK's generator as it went: nothing held, nothing reported
         assert stderr == "next request: ok\n", stderr
+
+
+@pytest.mark.parametrize("then", ["dropped", "dropped in a cycle", "kept"])
+def test_async_stream_stopped_early_is_judged_by_what_the_sdk_really_does(
+        sdk: Sdk, then: str, tmp_path: Path) -> None:
+    # async: the loop's hook runs the dropped stream generator's aclose() a little later
+    # (the response, brought back for it, is judged when it really dies)
+    body = f"""
+    THEN = {then!r}
+    import httpx2, sys
+    KEEP = []
+    class Box:
+        def __init__(self, stream):
+            self.stream, self.me = stream, self
+    async def main():
+        HTTP = httpx2.AsyncClient(limits=httpx2.Limits(max_connections=1),
+                                  timeout=httpx2.Timeout(5, pool=0.5))
+        C = {sdk.aio[:-1]}, http_client=HTTP)
+        async def ask():
+            stream = await {sdk.call[:-1]}, stream=True)
+            async for event in stream:
+                break  # stopped early: the rest of the body is never read
+            if THEN == "dropped in a cycle":
+                Box(stream)
+            elif THEN == "kept":
+                KEEP.append(stream)
+        await ask()
+        for _ in range(3):  # collections, and loop turns for the generators' aclose()
+            gc.collect()
+            for _ in range(20):
+                await asyncio.sleep(0)
+        try:
+            await {sdk.call}
+            print("next request: ok", file=sys.stderr)
+        except Exception as e:
+            print("next request:", type(e).__name__, file=sys.stderr)
+        if THEN == "kept":
+            KEEP.append(C)
+        else:
+            await C.close()
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(main())  # kept: the loop stays, with the stream, until exit
+    """
+    stderr, status, _ = run(sdk, body, tmp_path)
+    assert status == 0, stderr
+    if then == "kept":
+        assert stderr.startswith("next request: APITimeoutError\n"), stderr
+        assert stderr.count("leakguard: httpx2.Response still open at interpreter exit "
+                            "(holding a connection to http://127.0.0.1:") == 1, stderr
+        assert "stream = await C." in stderr, stderr
+    else:
+        assert stderr == "next request: ok\n", stderr
