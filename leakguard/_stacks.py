@@ -150,6 +150,13 @@ def _internal_dirs() -> tuple[str, ...]:
     return tuple(dirs)
 
 
+def _launchers() -> tuple[str, ...]:
+    """Files of the frames that only launched the program: runpy's (`python -m module`)."""
+    runpy = sys.modules.get("runpy")
+    file = getattr(runpy, "__file__", None)
+    return ("<frozen runpy>", os.path.abspath(file)) if file else ("<frozen runpy>",)
+
+
 def abspath(filename: str) -> str:
     """The absolute path of a code object's file name (pseudo-files like <string> as is)."""
     return filename if filename.startswith("<") else os.path.abspath(filename)
@@ -192,11 +199,12 @@ def frames(stack: Stack) -> list[Frame]:
     import linecache
 
     hidden = _internal_dirs()
+    launchers = _launchers()
     modules = _module_names()
     out = []
     for code, line in reversed(list(pairs(stack))):
         path = abspath(code.co_filename)
-        if path.startswith(hidden):
+        if path.startswith(hidden) or path in launchers:
             continue
         source = _masked(linecache.getline(code.co_filename, line).strip())
         out.append(Frame(code.co_filename, line, code.co_name,
