@@ -152,7 +152,7 @@ class Ticker:
         if not grew and not new_leaks:
             return None
         text = block(found, self.last_shown, now - self.started, new_leaks)
-        from ._report import emit
+        from ._emit import emit
 
         emit(logging.WARNING, text)
         if self.report:

@@ -1,16 +1,18 @@
-"""Leak reports: logging (or stderr), the closing summary, JSON Lines and suppressions."""
+"""Leak reports: each leak once (unless suppressed or claimed), the closing summary, JSON Lines.
+
+The record itself is _leak.Leak; where the text goes is _emit. Both are re-exported here.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
-from time import monotonic as _now
 
 from . import _stacks
-from ._config import ROOT_PID, RUN_STATUS
-from ._guard import guard, internal_error
+from ._config import RUN_STATUS
+from ._emit import emit, logger, set_level
+from ._leak import EVENTS, OTHER_EVENTS, Leak, count_connections_now
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -20,199 +22,8 @@ if TYPE_CHECKING:
     from ._suppress import Suppressions
     from ._tracker import Record
 
-logger = logging.getLogger("leakguard")
-
-EVENTS = {"gc": "garbage-collected without close()", "exit": "still open at interpreter exit"}
-OTHER_EVENTS = {"open": "still open at the end of check()",
-                "teardown": "still open after its owner's teardown"}
-
-
-# Connection counts taken at the start of the exit, before the program's atexit handlers
-# and urllib3's finalizers empty the pools: by record seq (see count_connections_now).
-_COUNTED: dict[int, tuple[int | None, list[str]]] = {}
-
-
-def count_connections_now(records: list[Record]) -> None:
-    """Count the connections of these records now, for a report made later."""
-    for record in records:
-        with guard(f"counting the connections of a {record.type_name}"):
-            _COUNTED[record.seq] = record.integration.connections(record.resources)
-
-
-class Leak:
-    """One leaked (or open) session as the SPEC's record: the fields of the JSON line."""
-
-    __slots__ = ("_raw_stack", "_site", "age_s", "connections", "event", "frames", "kind",
-                 "last_use", "origins", "pid", "requests", "seq", "task", "thread", "type")
-
-    def __init__(self, record: Record, event: str) -> None:
-        self.event = event
-        self.kind = record.kind
-        self.type = record.type_name
-        self.pid = os.getpid()
-        self.thread = record.thread
-        self.task = record.task
-        self.age_s = round(record.age(), 3)
-        self.seq = record.seq
-        count: int | None = None
-        origins: list[str] = []
-        if record.kind == "response":  # its origin was noted when it was made
-            count, origins = 1, ([record.origin] if record.origin else [])
-        else:
-            with guard(f"counting the connections of a {record.type_name}"):
-                counted = _COUNTED.pop(record.seq) if record.seq in _COUNTED else None
-                count, origins = counted or record.integration.connections(record.resources)
-        self.connections = count
-        self.origins = origins
-        # a session's requests: how many, and the user's line of the last one
-        self.requests: int | None = None
-        self.last_use: dict[str, object] | None = None
-        if record.kind == "session":
-            self.requests = record.uses
-            code = record.last_code
-            if code is not None:
-                self.last_use = {"file": code.co_filename,
-                                 "line": _stacks.line_of(code, record.last_lasti),
-                                 "function": code.co_name,
-                                 "age_s": round(_now() - record.last_time, 3)}
-        self._raw_stack = record.stack
-        self._site: tuple[str, int, str] | None = None
-        self.frames = _stacks.frames(record.stack)
-
-    @property
-    def stack(self) -> list[dict[str, object]]:
-        """The creation stack, outermost first, as in the JSON record."""
-        return [f.as_dict() for f in self.frames]
-
-    def as_dict(self) -> dict[str, object]:
-        """The JSON Lines record."""
-        return {"event": self.event, "kind": self.kind, "type": self.type, "pid": self.pid,
-                "thread": self.thread, "task": self.task, "age_s": self.age_s,
-                "connections": self.connections, "origins": list(self.origins),
-                "requests": self.requests,
-                "last_use": None if self.last_use is None else dict(self.last_use),
-                "stack": list(self.stack), "site": _stacks.site_text(*self.site())}
-
-    def __repr__(self) -> str:
-        return f"<leakguard.Leak {self.as_dict()!r}>"
-
-    def headline(self) -> str:
-        """`requests.Session garbage-collected without close() (1 open connection ...)`."""
-        what = EVENTS.get(self.event) or OTHER_EVENTS.get(self.event, "still open")
-        if self.kind == "response":
-            conns = "holding a connection" + (f" to {self.origins[0]}" if self.origins else "")
-        elif self.connections is None:
-            conns = "open connections unknown"
-        else:
-            plural = "" if self.connections == 1 else "s"
-            conns = f"{self.connections} open connection{plural}"
-            if self.origins:
-                conns += " to " + ", ".join(self.origins)
-        where = f"thread {self.thread}" + (f", task {self.task}" if self.task else "")
-        if os.environ.get(ROOT_PID, str(self.pid)) != str(self.pid):
-            where += f", process {self.pid}"  # a child process: say which one
-        return (f"{self.type} {what} ({conns}; created {self.age_s:.1f} s ago in {where}"
-                f"{self._uses()})")
-
-    def _uses(self) -> str:
-        # `; 3 requests, the last 0.1 s ago at app.py:8 in fetch_all` (sessions only)
-        if self.requests is None:
-            return ""
-        if not self.requests or self.last_use is None:
-            return "; no requests"
-        last = self.last_use
-        at = f"{_stacks.short_path(str(last['file']))}:{last['line']} in {last['function']}"
-        if self.requests == 1:
-            return f"; 1 request, {last['age_s']:.1f} s ago at {at}"
-        return f"; {self.requests} requests, the last {last['age_s']:.1f} s ago at {at}"
-
-    def text(self, hide: tuple[str, ...] = ()) -> str:
-        """The full report: headline, then the creation stack in traceback layout.
-
-        `hide`: directories whose frames are left out (a test runner's own machinery).
-        """
-        short = self.type.rsplit(".", 1)[-1]
-        shown = [f for f in self.frames if not _stacks.abspath(f.file).startswith(hide)] \
-            if hide else self.frames
-        return (f"leakguard: {self.headline()}\n"
-                + _stacks.format_frames(shown, f"{short} created at"))
-
-    def site(self, library_dirs: tuple[str, ...] = ()) -> tuple[str, int, str]:
-        """The creation site (file, line, function) that groups the summary (_stacks.site)."""
-        if self._site is None or library_dirs:
-            self._site = _stacks.site(self._raw_stack, library_dirs)
-        return self._site
-
-
-_PREFIX = "leakguard: "
-_level_set: list[int] = []  # the level enable() gave the `leakguard` logger, if it did
-
-
-def set_level(level: int) -> None:
-    """Let the `leakguard` logger pass `level` whatever the root logger's level, unless the
-    program configured that logger itself (a level leakguard did not set)."""
-    if logger.level == logging.NOTSET or logger.level in _level_set:
-        logger.setLevel(level)
-        _level_set[:] = [level]
-
-
-def emit(level: int, text: str) -> None:
-    """Log through the `leakguard` logger, or write to stderr when no handler can show it.
-
-    Through logging the message goes without its `leakguard: ` prefix, which the logger's
-    name already gives (`WARNING:leakguard:requests.Session ...`); on stderr it keeps it.
-    """
-    handlers = _live_handlers()
-    if handlers:
-        if not logger.isEnabledFor(level):
-            return
-        message = text[len(_PREFIX):] if text.startswith(_PREFIX) else text
-        try:
-            _handle(handlers, level, message)
-            return
-        except Exception as exc:  # a filter or handler that raises: say so once, use stderr
-            internal_error("logging a report (it goes to stderr instead)", exc)
-    if level >= logging.WARNING or logger.isEnabledFor(level):
-        try:
-            sys.stderr.write(text + "\n")
-            sys.stderr.flush()
-        except Exception:  # stderr closed: nowhere left to say it
-            pass
-
-
-def _handle(handlers: list[logging.Handler], level: int, message: str) -> None:
-    # What Logger.log does, minus the handlers that cannot write: a handler bound to a
-    # closed stream would print a "--- Logging error ---" block per report instead.
-    fn, lno, func, _ = logger.findCaller()
-    record = logger.makeRecord(logger.name, level, fn, lno, message, (), None, func)
-    if logger.disabled or not logger.filter(record):
-        return
-    for handler in handlers:
-        if level >= handler.level:
-            handler.handle(record)
-
-
-def _live_handlers() -> list[logging.Handler]:
-    # The handlers a record of the `leakguard` logger reaches, those that can still write:
-    # logging.shutdown() closes handlers without removing them, and a program may close
-    # the stream of a handler it left in place (pytest's capture, for one).
-    found: list[logging.Handler] = []
-    current: logging.Logger | None = logger
-    while current is not None:
-        found.extend(h for h in current.handlers if not _dead(h))
-        if not current.propagate:
-            break
-        current = current.parent
-    return found
-
-
-def _dead(handler: logging.Handler) -> bool:
-    if getattr(handler, "_closed", False):
-        return True
-    try:
-        return bool(getattr(getattr(handler, "stream", None), "closed", False))
-    except Exception:  # a stream whose `closed` raises cannot be trusted either
-        return True
+__all__ = ["EVENTS", "OTHER_EVENTS", "Claim", "Leak", "Reporter", "count_connections_now",
+           "emit", "leak_counts", "leak_nouns", "logger", "set_level"]
 
 
 def _count_for_run() -> None:
