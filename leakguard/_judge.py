@@ -70,7 +70,7 @@ class Judge:
             if records:
                 # warn mode never pays a full collection per test: what young collections
                 # leave open is judged after the interpreter's next full one (or at the end)
-                roots = [vars(item.module), item.funcargs] if isinstance(
+                roots = [item.module, item.funcargs] if isinstance(
                     item, pytest.Function) and item.module is not None else []
                 still_open, collected = settle(self.tracker, records, not warn, roots)
             if not warn:

@@ -15,9 +15,11 @@ if TYPE_CHECKING:
 
     from ._tracker import Record, Tracker
 
-# how far below the modules' globals a session is looked for, and how many references at most
-# (a full collection of a big heap looks at millions): beyond, a collection decides
-HOLDER_DEPTH = 3  # below `roots`; below every module: 2
+# how far below `roots` (the test's module) and below every module a session is looked for,
+# and how many references at most (a full collection of a big heap looks at millions):
+# beyond, a collection decides. Module -> its dict -> a global -> in a container of it.
+HOLDER_DEPTH = 4
+MODULES_DEPTH = 3
 HOLDER_BUDGET = 200_000
 HOLDER_WIDTH = 1_000  # a bigger container (a module's table of records) is not looked into
 _SIZED: tuple[type[Any], ...] = (list, dict, tuple, set, frozenset, deque)
@@ -82,9 +84,9 @@ def held(records: list[Record], roots: Iterable[object] = ()) -> set[int]:
     del pairs
     found: set[int] = set()
     with guard("looking for the holders of open sessions"):
-        modules: list[object] = [vars(m) for m in list(sys.modules.values())
-                                 if hasattr(m, "__dict__")]
-        for frontier, depth in ((list(roots), HOLDER_DEPTH), (modules, 2)):
+        # the modules themselves: no attribute of theirs is read (a lazy module stays lazy)
+        modules: list[object] = list(sys.modules.values())
+        for frontier, depth in ((list(roots), HOLDER_DEPTH), (modules, MODULES_DEPTH)):
             _search(frontier, depth, targets, found)
             if len(found) == len(targets):
                 break
@@ -116,8 +118,9 @@ def _search(frontier: list[object], depth: int, targets: dict[int, int],
 
 
 def _small(container: object) -> bool:
-    # builtin sizes only (a class's own __len__ could do anything: never called)
+    # builtin sizes only, by type (a class's own __len__ or __class__ could do anything)
+    kind = type(container)
     for base in _SIZED:
-        if isinstance(container, base):
+        if issubclass(kind, base):
             return bool(base.__len__(container) <= HOLDER_WIDTH)
     return True  # an instance, a function: its few references

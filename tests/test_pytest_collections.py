@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import SERVER_SNIPPET
+from conftest import SERVER_SNIPPET, run_python
 
 HEADER = SERVER_SNIPPET + "import gc, pytest, requests\n"
 
@@ -291,3 +291,35 @@ def test_the_runs_private_folder_is_removed_unless_the_output_names_a_file_in_it
         if "report" in how:
             assert named == [str(report)]
             assert len(report.read_text().splitlines()) == leaks + 1
+
+
+def test_looking_for_holders_reads_no_attribute_of_a_module() -> None:
+    r = run_python('''
+        import importlib.util, os, sys, types
+        import requests
+        import leakguard
+        from leakguard import _settle
+        from leakguard._tracker import TRACKER
+
+        with open("lazy_target.py", "w") as f:
+            f.write("open('loaded.txt', 'w').write('loaded')\\n")
+        sys.path.insert(0, os.getcwd())
+        spec = importlib.util.find_spec("lazy_target")
+        spec.loader = importlib.util.LazyLoader(spec.loader)
+        lazy = importlib.util.module_from_spec(spec)
+        sys.modules["lazy_target"] = lazy  # loads itself when an attribute is read
+        spec.loader.exec_module(lazy)
+        del lazy
+
+        leakguard.enable()
+        holder = types.ModuleType("holder")
+        sys.modules["holder"] = holder
+        holder.KEEP = [requests.Session()]
+        holder.TABLE = [{"n": n} for n in range(5000)]  # too big to look into: skipped
+        holder.TABLE.append(requests.Session())
+        kept, in_table = TRACKER.live_records()
+        print("held", _settle.held([kept, in_table]) == {kept.key})
+        print("lazy", os.path.exists("loaded.txt"))
+        holder.KEEP[0].close(); holder.TABLE[-1].close()
+    ''')
+    assert r.stdout.split() == ["held", "True", "lazy", "False"], (r.stdout, r.stderr)
