@@ -304,3 +304,43 @@ def test_streamed_response_in_a_reference_cycle(holder: str) -> None:
     from test_responses import test_streamed_response_in_a_reference_cycle as same
 
     same(holder, "niquests")
+
+
+@pytest.mark.parametrize("then", ["closed again", "dropped"])
+def test_async_session_used_after_close(then: str) -> None:
+    import inspect
+
+    import niquests
+
+    if not inspect.iscoroutinefunction(niquests.AsyncResponse.__aenter__):
+        pytest.skip("niquests 3.6: a closed AsyncSession cannot make a request (it raises)")
+    ending = "    await s.close()\n" if then == "closed again" else ""
+    code = SERVER_SNIPPET + """
+import asyncio, gc, niquests
+async def main():
+    global s
+    s = niquests.AsyncSession()
+    await s.get(URL)
+    await s.close()  # CLOSE
+    await s.get(URL)  # REUSE
+    await s.get(URL)  # a second use: not reported again
+""" + ending + """
+asyncio.run(main())
+del s
+gc.collect()
+"""
+    r = run_python(code, env={"LEAKGUARD": "1"})
+    check(r.stderr)
+    lines = code.splitlines()
+    close_line = lines.index("    await s.close()  # CLOSE") + 1
+    use_line = lines.index("    await s.get(URL)  # REUSE") + 1
+    assert r.stderr.count("used after close()") == 1, r.stderr
+    assert (f"leakguard: niquests.AsyncSession used after close() (closed 0.0 s ago at "
+            f"app.py:{close_line} in main; its new connections stay open until it is "
+            "closed again)\nUsed at (most recent call last):\n") in r.stderr, r.stderr
+    assert f'app.py", line {use_line}, in main\n    await s.get(URL)  # REUSE' in r.stderr
+    if then == "closed again":
+        assert "garbage-collected" not in r.stderr and "leaked session" not in r.stderr
+    else:
+        assert r.stderr.count("leakguard: niquests.AsyncSession garbage-collected without "
+                              "close() (1 open connection to http://127.0.0.1:") == 1, r.stderr

@@ -230,11 +230,18 @@ class Integration:
 
     def _async_close_wrapper(self) -> Any:
         where = f"closing a {self.name} session"
+        reusable = self.reusable
 
         def close_called(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             result = wrapped(*args, **kwargs)
             try:
                 TRACKER.close_called(instance, result)
+                if reusable and id(instance) in TRACKER._live:
+                    # a session that can be used after close (niquests.AsyncSession): closed
+                    # once its close coroutine has run, as a sync close() is at once
+                    from ._responses import closed_when_done
+
+                    return closed_when_done(result, instance, closed_here(), where)
             except Exception as exc:
                 internal_error(where, exc)
             return result

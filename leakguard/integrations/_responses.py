@@ -145,6 +145,15 @@ class _Then(Coroutine):  # type: ignore[type-arg]
             self._then(instance, result, kwargs)
 
 
+def _closed(session: Any, _result: Any, closed_at: Any) -> None:
+    TRACKER.close(session, closed_at)
+
+
+def closed_when_done(coro: Any, session: Any, closed_at: Any, where: str) -> Any:
+    """The library's close coroutine, driven as is; the session closed once it has run."""
+    return _Then(coro, _closed, session, closed_at, guard(where))
+
+
 def request_wrapper(integration: Any, method: Any) -> Any:
     """The wrapper of a session method that makes one request: last use, use after close and,
     when the integration tracks responses, the response it returns."""
