@@ -142,11 +142,13 @@ def _internal_dirs() -> tuple[str, ...]:
     if _INTERNAL:
         return _INTERNAL[0]
     dirs = [_HERE]
-    wrapt = sys.modules.get("wrapt")
-    wrapt_file = getattr(wrapt, "__file__", None)
-    if wrapt_file:
-        dirs.append(os.path.dirname(os.path.abspath(wrapt_file)) + os.sep)
-        _INTERNAL.append(tuple(dirs))
+    # wrapt's directory, once it is loaded (maybe only its C extension: see _wrapt.py)
+    for name in ("wrapt", "wrapt._wrappers"):
+        wrapt_file = getattr(sys.modules.get(name), "__file__", None)
+        if wrapt_file:
+            dirs.append(os.path.dirname(os.path.abspath(wrapt_file)) + os.sep)
+            _INTERNAL.append(tuple(dirs))
+            break
     return tuple(dirs)
 
 

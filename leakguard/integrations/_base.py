@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 
 from .. import _stacks
@@ -10,6 +9,7 @@ from .._guard import internal_error
 from .._tracker import TRACKER, capture_stack
 from .._unseen import unseen_by_warnings
 from .._usage import closed_here
+from .._wrapt import is_coroutine_function
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -139,7 +139,9 @@ class Integration:
         """Wrap constructors and close paths of every class; patching twice is a no-op."""
         if self._patched:
             return
-        import wrapt
+        from .._wrapt import function_wrapper
+
+        wrapper_type = function_wrapper()  # wrapt's; what wrap_function_wrapper() makes
 
         self.library_dir = os.path.dirname(os.path.abspath(mod.__file__ or "")) + os.sep
         _stacks.add_library_dir(self.library_dir)
@@ -168,13 +170,15 @@ class Integration:
                 original = vars(cls)[method]
                 if wrapper is None:
                     wrapper = unseen_by_warnings(request_wrapper(self, original))
-                elif wrapper is on_call and inspect.iscoroutinefunction(original):
+                elif wrapper is on_call and is_coroutine_function(original):
                     wrapper = called  # an async close: calling it is not closing
-                wrapt.wrap_function_wrapper(cls, method, wrapper)
+                # as wrapt.wrap_function_wrapper(cls, method, wrapper) does, for an attribute
+                # of the class itself
+                setattr(cls, method, wrapper_type(original, wrapper))
                 self._patched.append((cls, method, original))
         for cls, method, wrapper in self.response_patches(mod) if self.responses else ():
             original = vars(cls)[method]
-            wrapt.wrap_function_wrapper(cls, method, unseen_by_warnings(wrapper))
+            setattr(cls, method, wrapper_type(original, unseen_by_warnings(wrapper)))
             self._patched.append((cls, method, original))
 
     def unpatch(self) -> None:

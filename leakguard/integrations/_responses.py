@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import sys
 from collections.abc import Coroutine
 
@@ -12,6 +11,7 @@ from .._guard import guard, internal_error
 from .._tracker import RESPONSE, TRACKER
 from .._unseen import unseen_by_warnings
 from .._usage import innermost_user, note_request
+from .._wrapt import is_coroutine_function
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -165,7 +165,7 @@ def request_wrapper(integration: Any, method: Any) -> Any:
     # every request passes here: try/except hands an error to the guard's handler
     # (internal_error) as `with guard` does, without its two calls per request
 
-    if on_response is not None and inspect.iscoroutinefunction(method):
+    if on_response is not None and is_coroutine_function(method):
         def async_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             try:
                 note_request(instance, reusable, closer)
