@@ -98,7 +98,7 @@ class HttpxResponses(ResponseReader):
         # collection that "killed" it (an SDK stream's async generator, whose aclose() the
         # loop will run); then the record lets it go and waits for it to go
         bound = resources[0]
-        if bound is None or sys.getrefcount(bound) <= _OURS:
+        if bound is None or _refs(resources) <= _OURS:
             return None
         resources[0] = None
         try:
@@ -108,9 +108,14 @@ class HttpxResponses(ResponseReader):
         return bound
 
 
-# references to the stream when only the record holds it: its list, the local name in
-# revived(), getrefcount()'s argument
-_OURS = 3
+def _refs(resources: Any) -> int:
+    stream = resources[0]
+    return sys.getrefcount(stream)
+
+
+# what _refs() counts when only the record's list holds the stream (measured, not assumed:
+# interpreters count differently)
+_OURS = _refs([object()])
 
 RESPONSES = HttpxResponses()
 
