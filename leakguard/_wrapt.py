@@ -74,6 +74,11 @@ def _load_alone() -> ModuleType | None:
                 return None
             stand_in = type(sys)("wrapt")
             stand_in.__path__ = [place]
+            # marked as being imported: another thread's `import wrapt` then waits for the
+            # module lock (which needs the import lock we hold) instead of taking the
+            # stand-in, and finds the real package once we are done
+            stand_in.__spec__ = machinery.ModuleSpec("wrapt", None, is_package=True)
+            stand_in.__spec__._initializing = True  # type: ignore[attr-defined]
             stand_in.exceptions = exceptions  # type: ignore[attr-defined]
             sys.modules["wrapt"] = stand_in
             try:
