@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
 _requested: list[object] = []  # what the program passed to sys.exit() / exit() / quit()
+# Set when the wrapper came after the program started (enable() in its code): the program
+# may hold sys.exit from before (`sys.exit(main())` looks it up before main() runs) or raise
+# SystemExit itself, unseen. Then only a script seen running to its end exits 0: CPython
+# removes `__main__.__file__` after the script's last line, not when SystemExit ends it.
+_late: list[bool] = []  # [whether __main__ had a __file__ then] once enabled late
 
 
 class _RecordingExit:
@@ -36,6 +41,8 @@ def record_exit_requests() -> None:
     """Learn the exit status the program requests, for LEAKGUARD_EXITCODE."""
     if not isinstance(sys.exit, _RecordingExit):
         sys.exit = _RecordingExit(sys.exit)
+        if not _late and _main_running():
+            _late.append("__file__" in _main_dict())
     for name in ("exit", "quit"):
         current = getattr(builtins, name, None)
         if current is not None and not isinstance(current, _RecordingExit):
@@ -47,9 +54,34 @@ def would_exit_zero() -> bool:
     if getattr(sys, "last_exc", None) is not None or getattr(sys, "last_value", None) is not None:
         return False  # an uncaught exception was printed: the status is 1
     if not _requested:
-        return True
+        # nothing asked through our wrapper: fine when it was in place from the start;
+        # else unknown (never replace a possible failure) unless the script ran to its end
+        return not _late or (_late[0] and "__file__" not in _main_dict())
     code = _requested[-1]
     return code is None or code == 0
+
+
+def exiting_with(status: int) -> None:
+    """The status the process is about to exit with, as its framework knows it (pytest's)."""
+    _requested.append(status)
+
+
+def _main_dict() -> dict[str, object]:
+    main = sys.modules.get("__main__")
+    try:
+        return dict(object.__getattribute__(main, "__dict__")) if main is not None else {}
+    except AttributeError:
+        return {}
+
+
+def _main_running() -> bool:
+    # whether the program's own code is on the stack: the startup hook runs from site
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals.get("__name__") == "__main__":
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
 
 # atexit up to 3.13 keeps its callbacks in an array that a nested _run_exitfuncs() calls

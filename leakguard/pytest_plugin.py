@@ -80,6 +80,7 @@ class LeakguardPlugin:
         self.found: dict[str, list[Entry]] = {}  # test id -> entries for its teardown report
         self.entries: list[Entry] = []  # everything pinned, for the terminal summary
         self.suppressed = 0
+        self.session: pytest.Session | None = None
         # the children's channel, and the JSON Lines of every leak without LEAKGUARD_REPORT
         self.folder = _children.RunFolder(worker=hasattr(config, "workerinput"))
         self.judge = Judge(mode, self.tracker, self.reporter, self.folder)
@@ -190,6 +191,7 @@ class LeakguardPlugin:
     @pytest.hookimpl(hookwrapper=True, trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
         yield
+        self.session = session
         # fixtures torn down outside any test, leaks owned by no test, children's late words
         owners, self.due = self.due, []
         entries, _ = self.judge.judge(owners, "")
@@ -237,6 +239,12 @@ class LeakguardPlugin:
         check_markers(items)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self.session is not None:
+            from . import _exit
+
+            # final now; LEAKGUARD_EXITCODE replaces it only if 0 (pytest's launcher looked
+            # sys.exit up before leakguard could learn what it is passed)
+            _exit.exiting_with(int(self.session.exitstatus))
         self.tracker.owner = None
         self.tracker.owner_of = None
         if self.reporter is not None and self.reporter.claimer == self.judge.claim:

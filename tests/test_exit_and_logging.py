@@ -227,3 +227,28 @@ atexit.register(print, "program handler ran")
     assert "leakguard: requests.Session still open at interpreter exit (1 open connection" \
         in r.stderr
     assert "KEPT = requests.Session()" in r.stderr
+
+
+MAIN_RETURNS = '''
+import sys
+import leakguard, requests
+KEEP = []
+def main():
+    leakguard.enable(exitcode=3)
+    KEEP.append(requests.Session())
+    return {status}
+{end}
+'''
+
+
+@pytest.mark.parametrize(("status", "end", "expected"), [
+    (1, "sys.exit(main())", 1),  # sys.exit looked up before enable(): status unknown to it
+    (1, "raise SystemExit(main())", 1),
+    (0, "main()", 3),  # ran to its end: exits 0, so the leak status applies
+    (0, "sys.exit(main())", 0),  # unknown status: never replaced
+])
+def test_enable_in_main_never_replaces_an_unknown_status(status: int, end: str,
+                                                        expected: int) -> None:
+    r = run_python(MAIN_RETURNS.format(status=status, end=end))
+    assert r.returncode == expected, r.stderr
+    assert "still open at interpreter exit" in r.stderr

@@ -389,3 +389,19 @@ def test_streams():
     assert "_console_main" not in out, out
     head = out.split("leakguard: leaked sessions")[1].splitlines()[1]
     assert head.startswith("leakguard: 1 leaked session (") and "; 1 leaked response" in head, out
+
+
+@pytest.mark.parametrize("mode", ["--leakguard", "--leakguard-mode=warn"])
+def test_exitcode_never_replaces_a_failing_run(pytester: pytest.Pytester, mode: str) -> None:
+    """LEAKGUARD_EXITCODE applies only to a run that would have exited 0."""
+    pytester.makepyfile(test_one=HEADER + '''
+def test_fails():
+    assert False
+
+def test_leaks():
+    requests.Session()
+''')
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LEAKGUARD_EXITCODE", "3")
+        r = _run(pytester, mode)
+    assert r.ret == 1, r.stdout.str()
