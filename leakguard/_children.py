@@ -100,6 +100,7 @@ class RunFolder:
         self.channel = os.path.join(self.path, f"children-{os.getpid()}.jsonl")
         self.leaks = os.path.join(self.path, "leaks.jsonl")
         self.keep = False  # the summary named `leaks`: it stays after the run
+        self.pid = os.getpid()  # a forked child (a test's) never removes it
         self._saved = {k: os.environ.get(k) for k in (RUN_DIR, CHILDREN, "LEAKGUARD")}
         os.environ[RUN_DIR] = self.path
         os.environ[CHILDREN] = self.channel
@@ -115,7 +116,7 @@ class RunFolder:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        if not self.owned or not os.path.isdir(self.path):
+        if not self.owned or os.getpid() != self.pid or not os.path.isdir(self.path):
             return
         if not self.keep:
             shutil.rmtree(self.path, ignore_errors=True)

@@ -25,6 +25,15 @@ _in_report: list[bool] = []  # non-empty while an exit report runs
 _pending: list[bool] = []  # non-empty when SIGTERM waits for that report to end
 _installed_in: list[int] = []  # the pid of the process that installed our handler
 _fork_blocked: list[bool] = []  # non-empty while before_fork() holds SIGTERM back
+_at_death: list[Callable[[], object]] = []  # run after the report (the pytest run's folder)
+
+
+def at_death(cleanup: Callable[[], object], add: bool = True) -> None:
+    """Run `cleanup` after the report when SIGTERM ends the process (add=False: not any more)."""
+    if cleanup in _at_death:
+        _at_death.remove(cleanup)
+    if add:
+        _at_death.append(cleanup)
 
 
 def install(report: Callable[[], object]) -> bool:
@@ -189,6 +198,9 @@ def _handle() -> None:
                 _run(report)
             else:
                 worker.join(REPORT_TIMEOUT)
+    for cleanup in list(_at_death):
+        with guard("cleaning up at SIGTERM"):
+            cleanup()
     _die()
 
 

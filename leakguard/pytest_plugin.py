@@ -84,6 +84,9 @@ class LeakguardPlugin:
         # the children's channel, and the JSON Lines of every leak without LEAKGUARD_REPORT
         self.folder = _children.RunFolder(worker=hasattr(config, "workerinput"))
         self.judge = Judge(mode, self.tracker, self.reporter, self.folder)
+        from . import _sigterm
+
+        _sigterm.at_death(self.folder.close)  # killed by SIGTERM: no unconfigure to remove it
         self._saved_claimer = None
         if self.reporter is not None:
             self._saved_claimer = self.reporter.claimer
@@ -212,7 +215,10 @@ class LeakguardPlugin:
             workeroutput["leakguard_suppressed"] = self.suppressed
             # a worker may be ended before its unconfigure, and shows no summary of its own
             if self.folder.owned:
-                self.folder.close()
+                from . import _sigterm
+
+        _sigterm.at_death(self.folder.close, add=False)
+        self.folder.close()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
@@ -249,4 +255,7 @@ class LeakguardPlugin:
         self.tracker.owner_of = None
         if self.reporter is not None and self.reporter.claimer == self.judge.claim:
             self.reporter.claimer = self._saved_claimer
+        from . import _sigterm
+
+        _sigterm.at_death(self.folder.close, add=False)
         self.folder.close()

@@ -164,3 +164,45 @@ def test_run_passes_its_sigterm_on_to_the_command(tmp_path: Path, exported: str)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM
     assert "leakguard: 2 leaked sessions (2 still open at exit)" in err
+
+
+TESTS_THEN_WAIT = '''
+import os, time, requests
+
+def test_leaks():
+    requests.Session()
+
+def test_zwaits():
+    with open(os.environ["READY_FILE"], "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(60)
+'''
+
+
+@pytest.mark.parametrize("xdist", [[], ["-p", "xdist", "-n", "2"]])
+def test_pytest_killed_by_sigterm_leaves_no_private_folder(tmp_path: Path,
+                                                           xdist: list[str]) -> None:
+    """The run's private folder (leaks.jsonl) goes even when SIGTERM ends the run."""
+    import time
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    (tmp_path / "test_sig.py").write_text(TESTS_THEN_WAIT)
+    ready = tmp_path / "ready"
+    env = _env(TMPDIR=str(tmp), READY_FILE=str(ready))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--leakguard",
+         "--leakguard-mode=warn", *xdist, "test_sig.py"], cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not ready.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert ready.exists(), proc.communicate()
+    time.sleep(0.3)
+    folders = list(tmp.glob("leakguard-pytest-*"))
+    assert folders and (folders[0] / "leaks.jsonl").exists()  # the leak was pinned
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGTERM, (out, err)
+    time.sleep(0.5)  # xdist's workers end with it
+    assert list(tmp.glob("leakguard-pytest-*")) == [], (out, err)
