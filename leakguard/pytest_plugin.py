@@ -215,10 +215,7 @@ class LeakguardPlugin:
             workeroutput["leakguard_suppressed"] = self.suppressed
             # a worker may be ended before its unconfigure, and shows no summary of its own
             if self.folder.owned:
-                from . import _sigterm
-
-        _sigterm.at_death(self.folder.close, add=False)
-        self.folder.close()
+                self.folder.close()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
