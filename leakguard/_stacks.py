@@ -190,7 +190,10 @@ def _module_names() -> dict[str, str]:
     if argv0 and not argv0.startswith("-") and os.path.isfile(argv0):
         names[os.path.abspath(argv0)] = "__main__"
     for name, mod in list(sys.modules.items()):
-        file = getattr(mod, "__file__", None)
+        try:  # its own dict, read past any __getattr__/__getattribute__: a lazy module stays lazy
+            file = object.__getattribute__(mod, "__dict__").get("__file__")
+        except Exception:  # no __dict__, or not a dict
+            continue
         if isinstance(file, str):
             names.setdefault(file, name)
     return names
