@@ -16,11 +16,13 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
 _requested: list[object] = []  # what the program passed to sys.exit() / exit() / quit()
-# Set when the wrapper came after the program started (enable() in its code): the program
-# may hold sys.exit from before (`sys.exit(main())` looks it up before main() runs) or raise
-# SystemExit itself, unseen. Then only a script seen running to its end exits 0: CPython
-# removes `__main__.__file__` after the script's last line, not when SystemExit ends it.
+# The wrapper does not see every exit: `raise SystemExit(n)`, and once it came after the
+# program started (enable() in its code) a sys.exit looked up before (`sys.exit(main())`
+# looks it up before main() runs). CPython removes `__main__.__file__` after a script's last
+# line, not when SystemExit ends it: so a script seen running to its end exits 0, one whose
+# SystemExit we did not see exits with a status unknown to us (never replaced).
 _late: list[bool] = []  # [whether __main__ had a __file__ then] once enabled late
+_pid: list[int] = []  # the process that wrapped sys.exit (a forked child's __main__ runs on)
 
 
 class _RecordingExit:
@@ -41,6 +43,7 @@ def record_exit_requests() -> None:
     """Learn the exit status the program requests, for LEAKGUARD_EXITCODE."""
     if not isinstance(sys.exit, _RecordingExit):
         sys.exit = _RecordingExit(sys.exit)
+        _pid[:] = [os.getpid()]
         if not _late and _main_running():
             _late.append("__file__" in _main_dict())
     for name in ("exit", "quit"):
@@ -54,9 +57,15 @@ def would_exit_zero() -> bool:
     if getattr(sys, "last_exc", None) is not None or getattr(sys, "last_value", None) is not None:
         return False  # an uncaught exception was printed: the status is 1
     if not _requested:
-        # nothing asked through our wrapper: fine when it was in place from the start;
-        # else unknown (never replace a possible failure) unless the script ran to its end
-        return not _late or (_late[0] and "__file__" not in _main_dict())
+        if _pid[:1] != [os.getpid()]:
+            return True  # a forked child: its parent's script is still running
+        main = _main_dict()
+        if "__file__" in main and main.get("__spec__") is None:
+            return False  # a script ended by a SystemExit we did not see: status unknown
+        # run to its end, or (`-m`, `-c`) nothing seen: fine when we were there from the
+        # start; else unknown (never replace a possible failure) unless the script ran to
+        # its end
+        return not _late or (_late[0] and "__file__" not in main)
     code = _requested[-1]
     return code is None or code == 0
 

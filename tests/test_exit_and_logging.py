@@ -252,3 +252,12 @@ def test_enable_in_main_never_replaces_an_unknown_status(status: int, end: str,
     r = run_python(MAIN_RETURNS.format(status=status, end=end))
     assert r.returncode == expected, r.stderr
     assert "still open at interpreter exit" in r.stderr
+
+
+@pytest.mark.parametrize(("end", "expected"), [
+    ("raise SystemExit(1)", 1), ("raise SystemExit(0)", 0), ("sys.exit(1)", 1), ("pass", 3)])
+def test_leakguard_at_startup_never_replaces_an_unseen_status(end: str, expected: int) -> None:
+    r = run_python(f"import sys, requests\nKEEP = requests.Session()\n{end}\n",
+                   env={"LEAKGUARD": "1", "LEAKGUARD_EXITCODE": "3"})
+    assert r.returncode == expected, r.stderr
+    assert "still open at interpreter exit" in r.stderr
