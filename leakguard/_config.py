@@ -207,11 +207,16 @@ def _targets(value: Iterable[str] | str | None) -> tuple[str, ...]:
 _VARIABLES = {variable_of(keyword): keyword for keyword in OPTION_HELP}
 
 
+def bad_value(variable: str, value: str, accepted: str) -> str:
+    """The SPEC's one-line message about a bad variable."""
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    return f"leakguard: ignoring {variable}={shown!r}: {accepted}"
+
+
 def complain(variable: str, value: str, accepted: str) -> None:
     """Write the SPEC's one-line message about a bad variable; never raise."""
     try:
-        shown = value if len(value) <= 80 else value[:77] + "..."
-        sys.stderr.write(f"leakguard: ignoring {variable}={shown!r}: {accepted}\n")
+        sys.stderr.write(bad_value(variable, value, accepted) + "\n")
     except Exception:  # stderr closed or unencodable: the program runs on regardless
         pass
 

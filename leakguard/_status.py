@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 from . import _install
-from ._config import TRUTHY, OptionError, Options, parse_switch
+from ._config import TRUTHY, OptionError, Options, bad_value, parse_switch
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -81,11 +81,11 @@ def _library_versions() -> list[str]:
 
     targets: tuple[str, ...] | None = None
     raw = os.environ.get("LEAKGUARD_TARGETS")
+    lines = []
     try:
         targets = Options(targets=raw).targets if raw is not None else None
-    except OptionError:  # a process ignores a bad value too (and says so)
-        pass
-    lines = []
+    except OptionError as exc:  # a process ignores a bad value too, and says so: as here
+        lines.append("  " + bad_value("LEAKGUARD_TARGETS", str(raw), exc.accepted))
     owners = _owners()
     for integration in all_integrations().values():
         supported = f"(supported: {integration.supported_range()})"

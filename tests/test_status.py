@@ -120,3 +120,14 @@ def test_of_two_distributions_of_one_module_the_one_on_disk_is_named(tmp_path: P
     assert sorted(owners) == ["lgfakelib", "lgfakelib-future"]
     assert _status._installed("lgfakelib", owners) == ("lgfakelib-future", "2.0")
     assert _status._installed("lgfakelib-absent", []) is None
+
+
+def test_a_bad_targets_value_is_named_as_the_program_names_it(tmp_path: Path) -> None:
+    env = _env(LEAKGUARD_TARGETS="requets,httpx")
+    out = _status(sys.executable, env, tmp_path)
+    said = subprocess.run([sys.executable, "-c", "pass"], env={**env, "LEAKGUARD": "1"},
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path).stderr
+    assert said.startswith("leakguard: ignoring LEAKGUARD_TARGETS='requets,httpx': ")
+    assert said.strip() in out, out
+    lines = {line.split()[0]: line for line in out.split("integrations:\n")[1].splitlines()}
+    assert " tracked (supported" in lines["requests"]  # ignored: everything is tracked
