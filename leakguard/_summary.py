@@ -155,24 +155,21 @@ def expand_paths(args: list[str]) -> tuple[list[str], list[str]]:
         if os.path.exists(arg):
             paths.append(arg)
             continue
-        if not glob.has_magic(arg):
-            paths.append(arg)  # a file named that is not there: an error, as a bad file is
-            continue
         # a pattern the shell left as it was (nothing matched, or it was quoted)
-        matches = sorted(glob.glob(arg))
+        matches = sorted(glob.glob(arg)) if glob.has_magic(arg) else []
         if matches:
             paths.extend(matches)
         else:
-            notes.append(f"{arg}: matched no file (a report is written only when something "
-                         f"leaked)")
+            what = "matched no file" if glob.has_magic(arg) else "no such file"
+            notes.append(f"{arg}: {what} (a report is written only when something leaked)")
     return paths, notes
 
 
 def summarize_files(args: list[str], as_json: bool = False) -> int:
     """Print the summary of the files; exit status 1 if any leak was found, 2 if unreadable.
 
-    A pattern that matched nothing is noted on stderr and is no error: leakguard writes a
-    report file only when a process leaked. A file named that does not exist is an error.
+    A file or pattern that matched nothing is noted on stderr and is no error: leakguard
+    writes a report file only when a process leaked.
     """
     paths, notes = expand_paths(args)
     for note in notes:

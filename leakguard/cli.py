@@ -115,14 +115,11 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "report", formatter_class=raw,
         help="summarize JSON Lines leak reports (LEAKGUARD_REPORT)",
         description="One summary, grouped by creation site, of the leak records of many "
-                    "processes. A FILE may be a glob pattern (quoted or not); a pattern that "
-                    "matches nothing means nothing leaked, and is only noted on stderr (a "
-                    "report is written only when something leaked). A FILE without glob "
-                    "characters that does not exist is an error.",
-        epilog=_epilog(("0", "no leak recorded (also when no file matched a pattern)"),
+                    "processes. A FILE may be a glob pattern (quoted or not); a pattern or file "
+                    "that matches nothing means nothing leaked, and is only noted on stderr.",
+        epilog=_epilog(("0", "no leak recorded (also when no file matched)"),
                        ("1", "leaks recorded"),
-                       ("2", "no record could be read (missing or unreadable files, "
-                             "malformed lines)")))
+                       ("2", "no record could be read (unreadable files, malformed lines)")))
     rep.add_argument("files", nargs="+", metavar="FILE")
     rep.add_argument("--json", action="store_true", help="print the summary as JSON")
     return p, run
