@@ -115,8 +115,8 @@ def test_patch_before_import_reports_gc_leak(client: Client) -> None:
     r = run_python(client.program(leak_body(client), ENABLE + f"import {client.module}\n"))
     assert reports(r.stderr, client) == 1, r.stderr
     assert f"leakguard: {client.name} garbage-collected without close() (" in r.stderr
-    assert f"S = {client.new}" in r.stderr  # the creating line is in the stack
-    assert r.returncode == 0
+    assert f"S = {client.new}" in r.stderr, r.stderr  # the creating line is in the stack
+    assert r.returncode == 0, r.stderr
 
 
 def test_patch_after_import(client: Client) -> None:
