@@ -130,6 +130,13 @@ def work():
 """
 
 
+def _leak_head(when: str) -> str:
+    """The first line of a leaked niquests response's report, up to its port."""
+    what = "garbage-collected without close()" if when == "gc" else \
+        "still open at interpreter exit"
+    return f"leakguard: niquests.Response {what} (holding a connection to http://127.0.0.1:"
+
+
 @pytest.mark.parametrize("when", ["gc", "exit"])
 def test_streamed_response_leak_names_the_request_line(when: str) -> None:
     from test_responses import BIG_SERVER
@@ -138,9 +145,7 @@ def test_streamed_response_leak_names_the_request_line(when: str) -> None:
                                      else "keep = work()\n")
     r = run_python(code, env={"LEAKGUARD": "1"})
     check(r.stderr)
-    what = "garbage-collected without close()" if when == "gc" else \
-        "still open at interpreter exit"
-    head = f"leakguard: niquests.Response {what} (holding a connection to http://127.0.0.1:"
+    head = _leak_head(when)
     assert r.stderr.count(head) == 1, r.stderr
     line = code.splitlines().index('    r = s.get(BIG + "big", stream=True)  # LEAK') + 1
     assert f'app.py", line {line}, in work\n' in r.stderr.split(head)[1], r.stderr
@@ -198,9 +203,7 @@ def test_async_streamed_response_leak_names_the_awaited_request_line(when: str) 
     code = BIG_SERVER + f"WHEN = {when!r}\n" + ASYNC_RESPONSES
     r = run_python(code, env={"LEAKGUARD": "1"})
     check(r.stderr)
-    what = "garbage-collected without close()" if when == "gc" else \
-        "still open at interpreter exit"
-    head = f"leakguard: niquests.Response {what} (holding a connection to http://127.0.0.1:"
+    head = _leak_head(when)
     assert r.stderr.count(head) == 1, r.stderr
     if when == "gc":  # reported as it was collected, not later
         assert r.stdout == "collected\n" and r.stderr.index(head) == 0, r.stderr
