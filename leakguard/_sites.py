@@ -21,11 +21,11 @@ _STACK_CACHE_MAX = 4096  # distinct stacks remembered; sites themselves are kept
 class Site:
     """One (kind, type, creation site): counts since enable, and the first stack seen there."""
 
-    __slots__ = ("created", "file", "function", "kind", "leaked", "line", "open", "stack",
-                 "type_name", "warned")
+    __slots__ = ("check_at", "created", "file", "function", "kind", "leaked", "line", "open",
+                 "stack", "type_name", "warned")
 
     def __init__(self, kind: str, type_name: str, where: tuple[str, int, str],
-                 stack: Stack) -> None:
+                 stack: Stack, check_at: int = 0) -> None:
         self.kind = kind
         self.type_name = type_name
         self.file, self.line, self.function = where
@@ -34,6 +34,9 @@ class Site:
         self.created = 0
         self.leaked = 0
         self.warned = False
+        # the open count at which the site is recounted by the library's state (max-open);
+        # 0: never (responses, max-open off, or warned already)
+        self.check_at = check_at
 
     def where(self) -> tuple[str, int, str]:
         """(file, line, function) of the creation site."""
@@ -76,8 +79,8 @@ class Sites:
         record.site = site
         site.open += 1
         site.created += 1
-        if site.open == self.max_open and not site.warned and site.kind == "session":
-            site.warned = True
+        if site.open == site.check_at:
+            site.check_at = 0  # claimed: warn() recounts it, then warns or sets the next check
             return site
         return None
 
@@ -101,7 +104,8 @@ class Sites:
         key = (kind, record.type_name, *where)
         site = self._sites.get(key)
         if site is None:
-            site = self._sites[key] = Site(kind, record.type_name, where, stack)
+            check_at = self.max_open if kind == "session" else 0
+            site = self._sites[key] = Site(kind, record.type_name, where, stack, check_at)
         if len(self._by_stack) >= _STACK_CACHE_MAX:
             self._by_stack.clear()
         self._by_stack[id(stack)] = (stack, record.type_name, site)
@@ -121,10 +125,14 @@ class Sites:
     # -- the warning -----------------------------------------------------------------------
 
     def warn(self, site: Site, record: Record) -> None:
-        """The SPEC's max-open WARNING for a site, with the stack of the object that crowded it."""
+        """The SPEC's max-open WARNING for a site, if the library says that many are open."""
         with guard("the max-open warning"):
+            count = self._recount(site)
+            if count is None:
+                return
+            site.warned = True
             short = record.type_name.rsplit(".", 1)[-1]
-            head = (f"leakguard: {site.open} {record.type_name} open at once, all created at "
+            head = (f"leakguard: {count} {record.type_name} open at once, all created at "
                     f"{site.label()} \N{EM DASH} is a session made for every request?")
             found = _stacks.frames(record.stack)
             self.emit(logging.WARNING,
@@ -135,7 +143,44 @@ class Sites:
                 append(self.report, {
                     "event": "crowd", "kind": site.kind, "type": record.type_name,
                     "pid": os.getpid(), "thread": record.thread, "task": record.task,
-                    "open": site.open, "limit": self.max_open,
+                    "open": count, "limit": self.max_open,
                     "site": site.text(),
                     "stack": [f.as_dict() for f in found]})
 
+    def _recount(self, site: Site) -> int | None:
+        """The site's objects open as their library says; None (and a later check) if too few.
+
+        Runs only when leakguard's own count reaches a threshold: an object closed by a path
+        leakguard does not wrap (an aiohttp connector closed directly) is open in that count
+        until it dies. Those found closed stop being counted, so the count is the library's
+        again, and the next recount waits until it can reach the limit (at least a quarter
+        of the work just done, in objects created: the recounts cost O(1) per creation).
+        """
+        from ._tracker import TRACKER
+
+        records = TRACKER.live_records()
+        counted = count = 0
+        closed: list[Record] = []
+        for record in records:
+            if record.site is not site:
+                continue
+            counted += 1
+            alive = record()
+            if alive is None:
+                continue  # dead, its verdict pending: not open, and uncounted when judged
+            if record.open_now(alive):
+                count += 1
+            else:
+                closed.append(record)
+            del alive
+        if count >= self.max_open:
+            return count
+        gap = max(self.max_open - count, counted // 4, len(records) // 256, 1)
+        with TRACKER._lock:  # counts change under the tracker's lock (Tracker._unown)
+            live = TRACKER._live
+            for record in closed:
+                if record.site is site and live.get(record.key) is record:
+                    record.site = None  # no longer counted here (its death neither)
+                    site.open -= 1
+            site.check_at = max(self.max_open, site.open + gap)
+        return None
