@@ -33,31 +33,35 @@ def _is_user(code: CodeType) -> bool:
     return user
 
 
-def user_frame(frame: FrameType | None) -> tuple[CodeType, int] | None:
-    """(code, offset) of the innermost user frame from `frame` outwards: one walk, no copies."""
-    first: FrameType | None = None
+def user_frame(frame: FrameType | None) -> FrameType | None:
+    """The innermost user frame from `frame` outwards; else the innermost outside leakguard
+    and wrapt; None when there is neither. One walk, no copies."""
+    start = frame
     n = _MAX_WALK
     while frame is not None and n:
-        code = frame.f_code
-        seen = _USER.get(id(code))
-        user = seen[1] if seen is not None and seen[0] is code else _is_user(code)
-        if user:
-            return code, frame.f_lasti
-        if first is None and not code.co_filename.startswith(_stacks._internal_dirs()):
-            first = frame  # no user frame at all: the innermost outside leakguard and wrapt
+        # the entry holds its code object: an id found here is that code's
+        seen = _USER.get(id(frame.f_code))
+        if (_is_user(frame.f_code) if seen is None else seen[1]):
+            return frame
         frame = frame.f_back
         n -= 1
-    return None if first is None else (first.f_code, first.f_lasti)
+    # no user frame (rare: a program installed as a package): the innermost not ours
+    internal = _stacks._internal_dirs()
+    frame, n = start, _MAX_WALK
+    while frame is not None and n:
+        if not frame.f_code.co_filename.startswith(internal):
+            return frame
+        frame = frame.f_back
+        n -= 1
+    return None
 
 
 def user_depth(frame: FrameType | None) -> int:
     """How many frames above `frame` the innermost user frame is (0 when there is none)."""
     n = 0
     while frame is not None and n < _MAX_WALK:
-        code = frame.f_code
-        seen = _USER.get(id(code))
-        user = seen[1] if seen is not None and seen[0] is code else _is_user(code)
-        if user:
+        seen = _USER.get(id(frame.f_code))
+        if (_is_user(frame.f_code) if seen is None else seen[1]):
             return n
         frame = frame.f_back
         n += 1
@@ -69,35 +73,36 @@ def innermost_user(frame: FrameType) -> FrameType:
     found: FrameType | None = frame
     n = _MAX_WALK
     while found is not None and n:
-        code = found.f_code
-        seen = _USER.get(id(code))
-        user = seen[1] if seen is not None and seen[0] is code else _is_user(code)
-        if user:
+        seen = _USER.get(id(found.f_code))
+        if (_is_user(found.f_code) if seen is None else seen[1]):
             return found
         found = found.f_back
         n -= 1
     return frame
 
 
-def note_request(session: object, reusable: bool, closer: str) -> None:
+def note_request(session: object, reusable: bool, closer: str) -> FrameType | None:
     """Count a request of a tracked session and remember where it was made.
 
     A session of a library that can be used after close (`reusable`) and is found closed
-    counts as open again, and the first such use is reported.
+    counts as open again, and the first such use is reported. Returns the user's frame
+    found (for the stack of the response, without a second walk); None if not looked for.
     """
     record = TRACKER._live.get(id(session))
     if record is None or record() is not session:
         if not reusable or not TRACKER._closed:
-            return
+            return None
         record = TRACKER.closed_record(session)
         if record is None or not TRACKER.reopen(record):
-            return
+            return None
         _reused(record, closer)
     found = user_frame(sys._getframe(2))  # above the wrapper: the library's method, then on
     if found is not None:
-        record.last_code, record.last_lasti = found
+        record.last_code = found.f_code
+        record.last_lasti = found.f_lasti
     record.last_time = monotonic()
     record.uses += 1
+    return found
 
 
 def closed_here() -> tuple[CodeType, int, float]:
@@ -106,8 +111,8 @@ def closed_here() -> tuple[CodeType, int, float]:
         frame = sys._getframe(2)  # above the close wrapper
     except ValueError:  # called straight from C (atexit.register(session.close)): no caller
         frame = sys._getframe(1)
-    found = user_frame(frame) or (frame.f_code, frame.f_lasti)
-    return found[0], found[1], monotonic()
+    found = user_frame(frame) or frame
+    return found.f_code, found.f_lasti, monotonic()
 
 
 def _reused(record: Record, closer: str) -> None:

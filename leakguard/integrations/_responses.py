@@ -15,6 +15,7 @@ from .._wrapt import is_coroutine_function
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from types import FrameType
     from typing import Any
 
 
@@ -70,12 +71,15 @@ def origin_of(scheme: str, host: str, port: int | None) -> str:
 
 
 def track_response(response: object, reader: ResponseReader, type_name: str, where: str,
-                   resources: object = None) -> None:
+                   resources: object = None, user: FrameType | None = None) -> None:
     """Track a response that holds a connection to `where` (an origin).
 
-    Its stack starts at the user's line that made the request, not in the library.
+    Its stack starts at the user's line that made the request, not in the library: `user`,
+    that frame when the request path found it already (note_request), else looked for here.
     """
-    stack = _stacks.capture_from(innermost_user(sys._getframe(1)), TRACKER.stack_depth)
+    if user is None:
+        user = innermost_user(sys._getframe(1))
+    stack = _stacks.capture_from(user, TRACKER.stack_depth)
     record = TRACKER.track(response, reader, type_name, stack, RESPONSE, resources)
     if record is not None:
         record.origin = where
@@ -177,14 +181,16 @@ def request_wrapper(integration: Any, method: Any) -> Any:
         return async_request
 
     def request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        user = None
         try:
-            note_request(instance, reusable, closer)
+            # the user's frame, found once: the last use, and the stack of the response
+            user = note_request(instance, reusable, closer)
         except Exception as exc:
             internal_error(where, exc)
         result = wrapped(*args, **kwargs)
         if on_response is not None:
             try:
-                on_response(instance, result, kwargs)
+                on_response(instance, result, kwargs, user)
             except Exception as exc:
                 internal_error(where, exc)
         return result

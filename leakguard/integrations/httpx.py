@@ -10,7 +10,7 @@ from ._responses import ResponseReader, origin_of, track_response
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from types import ModuleType
+    from types import FrameType, ModuleType
     from typing import Any
 
 
@@ -155,7 +155,8 @@ class HttpxIntegration(Integration):
                              c._origin.port), 1)
                      for found in pools for c in found or () if not c.is_closed())
 
-    def on_response(self, session: Any, result: Any, kwargs: Any) -> None:
+    def on_response(self, session: Any, result: Any, kwargs: Any,
+                    user: FrameType | None = None) -> None:
         # a response that is not streamed was read whole and closed: skipped
         if not kwargs.get("stream") or result.is_closed:
             return
@@ -168,4 +169,4 @@ class HttpxIntegration(Integration):
         track_response(result, RESPONSES, self.response_name,
                        origin_of(str(url.scheme), str(url.host), url.port),
                        [result.stream._stream, weakref.ref(slot), weakref.ref(core),
-                        None if pool is None else weakref.ref(pool)])
+                        None if pool is None else weakref.ref(pool)], user)

@@ -8,6 +8,7 @@ from .urllib3 import pool_counts, pool_origin, raw_holds
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from types import FrameType
     from typing import Any
 
 
@@ -54,11 +55,13 @@ class RequestsIntegration(Integration):
                     if m is not None]
         return tally(pair for m in managers for pair in pool_counts(m.pools))
 
-    def on_response(self, session: Any, result: Any, kwargs: Any) -> None:
+    def on_response(self, session: Any, result: Any, kwargs: Any,
+                    user: FrameType | None = None) -> None:
         # a response that is not streamed was read whole, its connection released: skipped
         if not kwargs.get("stream"):
             return
         raw = getattr(result, "raw", None)
         if raw is None or not raw_holds(raw):
             return
-        track_response(result, RESPONSES, self.response_name, pool_origin(raw._pool), raw)
+        track_response(result, RESPONSES, self.response_name, pool_origin(raw._pool), raw,
+                       user)
