@@ -2,7 +2,11 @@
 
 Every ratio compares configurations measured alternately, round after round, in fresh
 processes where it matters; the table gives the median and the spread (min-max) of each.
-Needs leakguard installed in this interpreter's environment (see the README).
+The per-request rows (and real work) pair many short off/on rounds back to back and give
+the median of the pair ratios, its interquartile range and 95 % interval, and the client's
+CPU ratio (benchmarks/paired.py). `--only TEXT` runs the rows whose name or group contains
+TEXT (e.g. `--only 'per request'`). Needs leakguard installed in this interpreter's
+environment (see the README).
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ import sys
 import sysconfig
 import tempfile
 import time
+from typing import Any, Callable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import paired  # noqa: E402
 import workloads  # noqa: E402
 
 
@@ -79,13 +85,13 @@ def hook_line_cost() -> float:
             os.environ["LEAKGUARD"] = saved
 
 
-def ab_worker(python: str, name: str, *args: str) -> dict[str, list[float]]:
+def ab_worker(python: str, name: str, *args: str) -> dict[str, list[Any]]:
     """A workload that alternates leakguard off and on inside one fresh process."""
     import json
 
     out = subprocess.run([python, os.path.join(HERE, "workloads.py"), name, *args],
                          env=env_for(False), check=True, capture_output=True, text=True)
-    result: dict[str, list[float]] = json.loads(out.stdout.splitlines()[-1])
+    result: dict[str, list[Any]] = json.loads(out.stdout.splitlines()[-1])
     return result
 
 
@@ -113,6 +119,14 @@ class Table:
                           f"{r:.3f}", f"<= {target}", "ok" if r <= target else "MISSED"))
         return r
 
+    def paired(self, label: str, est: paired.Estimate, target: float) -> None:
+        """A paired row: the verdict on the median pair ratio of wall time."""
+        self.rows.append((label, f"{est.off * 1e6:.1f} -> {est.on * 1e6:.1f} us; pairs "
+                          f"IQR {est.q1:.3f}-{est.q3:.3f}, 95% {est.lo:.3f}-{est.hi:.3f}; "
+                          f"CPU {est.cpu:.3f} ({est.cpu_lo:.3f}-{est.cpu_hi:.3f}); "
+                          f"{est.kept}/{est.pairs} pairs", f"{est.wall:.3f}",
+                          f"<= {target}", "ok" if est.wall <= target else "MISSED"))
+
     def value(self, label: str, measured: str, shown: str, target: str, ok: bool) -> None:
         self.rows.append((label, measured, shown, target, "ok" if ok else "MISSED"))
 
@@ -127,10 +141,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true",
                         help="a few iterations only (CI runs this so the script cannot rot)")
+    parser.add_argument("--only", action="append", default=[], metavar="TEXT",
+                        help="run only the rows whose name or group contains TEXT (again: or)")
+    parser.add_argument("--method", choices=("paired", "medians"), default="paired",
+                        help="per-request and real-work rows: short off/on pairs (default), "
+                             "or the former ratio of medians of long rounds (to compare)")
     args = parser.parse_args()
     quick = args.quick
     rounds = 3 if quick else 15
     table = Table()
+
+    def want(*names: str) -> bool:
+        """Whether --only selects a row of these names (its label, its group)."""
+        text = " ".join(names).lower()
+        return not args.only or any(o.lower() in text for o in args.only)
+
     import leakguard
 
     print(f"leakguard {leakguard.__version__}, Python {platform.python_version()} "
@@ -143,139 +168,178 @@ def main() -> int:
 
         # 1. start-up, dormant: the installed hook with LEAKGUARD unset. Whole-process
         # timings are noisy at this scale, so the hook line itself is timed too.
-        hook_us = hook_line_cost()
-        table.value("dormant hook line, in-process", f"{hook_us:.2f} us per interpreter start",
-                    "", "< 500 us", hook_us < 500)
-        res = alternate(rounds * 4, {
-            "plain": lambda: timed_run([plain, "-c", "pass"], off),
-            "hooked": lambda: timed_run([hooked, "-c", "pass"], off)})
-        table.ratio("start-up, dormant (python -c pass)", res["plain"], res["hooked"], 1.02)
+        if want("start-up, dormant", "dormant hook line, in-process"):
+            hook_us = hook_line_cost()
+            table.value("dormant hook line, in-process",
+                        f"{hook_us:.2f} us per interpreter start", "", "< 500 us",
+                        hook_us < 500)
+            res = alternate(rounds * 4, {
+                "plain": lambda: timed_run([plain, "-c", "pass"], off),
+                "hooked": lambda: timed_run([hooked, "-c", "pass"], off)})
+            table.ratio("start-up, dormant (python -c pass)", res["plain"], res["hooked"],
+                        1.02)
 
         # 2. start-up, active
         for lib in ("requests", "aiohttp"):
-            res = alternate(rounds, {
-                "off": lambda lib=lib: timed_run([hooked, "-c", f"import {lib}"], off),
-                "on": lambda lib=lib: timed_run([hooked, "-c", f"import {lib}"], on)})
-            table.ratio(f"start-up, active (import {lib})", res["off"], res["on"], 1.10)
+            if want(f"start-up, active (import {lib})"):
+                res = alternate(rounds, {
+                    "off": lambda lib=lib: timed_run([hooked, "-c", f"import {lib}"], off),
+                    "on": lambda lib=lib: timed_run([hooked, "-c", f"import {lib}"], on)})
+                table.ratio(f"start-up, active (import {lib})", res["off"], res["on"], 1.10)
 
         # 3. session lifecycle, construct + close: off and on alternated in one process
         for lib in workloads.LIFECYCLE:
-            # httpx(2).Client() builds an SSL context each time: far fewer iterations
-            n = (300 if quick else 2000) // (30 if lib in ("httpx", "httpx2") else 1)
-            res = ab_worker(hooked, "lifecycle", lib, str(n), str(rounds))
-            table.ratio(f"lifecycle {lib} (per session)", res["off"], res["on"], 1.25,
-                        unit="us", scale=1e6)
+            if want(f"lifecycle {lib} (per session)"):
+                # httpx(2).Client() builds an SSL context each time: far fewer iterations
+                n = (300 if quick else 2000) // (30 if lib in ("httpx", "httpx2") else 1)
+                res = ab_worker(hooked, "lifecycle", lib, str(n), str(rounds))
+                table.ratio(f"lifecycle {lib} (per session)", res["off"], res["on"], 1.25,
+                            unit="us", scale=1e6)
 
-        # 4 and 5. real work against a local server (in its own process), with tracemalloc
-        server = subprocess.Popen([sys.executable, os.path.join(HERE, "workloads.py"),
-                                   "serve"], stdout=subprocess.PIPE, text=True)
-        assert server.stdout is not None
-        url = server.stdout.readline().strip()
-        try:
-            requests_per_round = "30" if quick else "200"
-            for lib in ("requests", "aiohttp"):
-                res = ab_worker(hooked, "work", lib, requests_per_round, url, str(rounds))
-                r_on = table.ratio(f"real work {lib} (per request)", res["off"], res["on"],
-                                   1.03, unit="us", scale=1e6)
-                r_tm = statistics.median(res["tracemalloc"]) / statistics.median(res["off"])
-                share = (r_on - 1) / (r_tm - 1) if r_tm > 1 else float("inf")
-                table.value(f"  vs tracemalloc=25 ({lib})",
-                            f"leakguard {(r_on - 1) * 100:+.1f}%, tracemalloc "
-                            f"{(r_tm - 1) * 100:+.1f}%", f"{share:.3f}", "<= 0.1",
-                            share <= 0.1)
-            # per request on one kept session, leakguard off/on alternated (responses on)
-            per_round = "40" if quick else "400"
-            for name in workloads.REQUEST:
-                res = ab_worker(hooked, "request", name, per_round, url, str(rounds))
-                table.ratio(f"per request: {name}", res["off"], res["on"], 1.03, unit="us",
-                            scale=1e6)
-            counts = ["10", "200"] if quick else ["10", "500"]
-            for count in counts:
-                out = subprocess.run([hooked, os.path.join(HERE, "workloads.py"),
-                                      "response_memory", count, url], env=on,
-                                     capture_output=True, text=True, check=True).stdout
-                per = float(out.split()[-1])
-                table.value(f"memory per open response ({count} open)", f"{per:.0f} B", "",
-                            "<= 512 B", per <= 512 or count == "10")
-            # leakguard's own bytes (tracemalloc: ~1 ms a cycle here, so 100,000 cycles in
-            # full mode), then a million cycles untraced: the whole process's blocks
-            cycles = "5000" if quick else "100000"
-            out = subprocess.run([hooked, os.path.join(HERE, "workloads.py"),
-                                  "response_retention", cycles, url], env=on,
-                                 capture_output=True, text=True, check=True).stdout
-            first, last = (int(x) for x in out.split()[-2:])
-            table.value(f"retained after {cycles} request/release cycles",
-                        f"{first} B after 1,000, {last} B after {cycles}",
-                        f"{last - first:+d} B", "equal (+-1 KiB)", abs(last - first) <= 1024)
-            cycles = "5000" if quick else "1000000"
-            out = subprocess.run([hooked, os.path.join(HERE, "workloads.py"),
-                                  "response_blocks", cycles, url], env=on,
-                                 capture_output=True, text=True, check=True).stdout
-            first, last, records = (int(x) for x in out.split()[-3:])
-            table.value(f"blocks after {cycles} request/release cycles (whole process)",
-                        f"{first} after 1,000, {last} after {cycles}; {records} records left",
-                        f"{last - first:+d}", "+-2000, no record",
-                        abs(last - first) <= 2000 and records == 0)
-        finally:
-            server.terminate()
-            server.wait()
+        # 4 and 5. real work and per request against a local server (in its own process)
+        with_server = [f"real work {lib} (per request)" for lib in ("requests", "aiohttp")]
+        with_server += [f"per request: {name}" for name in workloads.REQUEST]
+        with_server += ["memory per open response", "retained after request/release cycles",
+                        "blocks after request/release cycles (whole process)"]
+        if any(want(label, "responses") for label in with_server):
+            server = subprocess.Popen([sys.executable, os.path.join(HERE, "workloads.py"),
+                                       "serve"], stdout=subprocess.PIPE, text=True)
+            assert server.stdout is not None
+            url = server.stdout.readline().strip()
+            try:
+                with_url(table, want, hooked, url, quick, rounds, args.method)
+            finally:
+                server.terminate()
+                server.wait()
 
-        # 6. memory and scale
-        sizes = ["1", "1000", "10000"] if quick else ["1", "1000", "100000"]
-        for count in sizes:
-            out = subprocess.run([hooked, os.path.join(HERE, "workloads.py"), "memory", count],
-                                 env=on, capture_output=True, text=True, check=True).stdout
+        # 6. memory and scale, 7. the pytest plugin
+        scale(table, want, hooked, quick)
+    print()
+    table.print()
+    return 0
+
+
+def with_url(table: Table, want: Callable[..., bool], hooked: str, url: str, quick: bool,
+             rounds: int, method: str) -> None:
+    """The rows that need the local server: real work, per request, responses' memory."""
+    on = env_for(True)
+    for lib in ("requests", "aiohttp"):
+        label = f"real work {lib} (per request)"
+        if not want(label):
+            continue
+        if method == "medians":
+            res = ab_worker(hooked, "work", lib, "30" if quick else "200", url, str(rounds))
+            r_on = table.ratio(label, res["off"], res["on"], 1.03, unit="us", scale=1e6)
+            r_tm = statistics.median(res["tracemalloc"]) / statistics.median(res["off"])
+        else:
+            # a session per request, ~1 ms each: 10 per round
+            res = ab_worker(hooked, "work_pairs", lib, "10", url, "24" if quick else "400")
+            est = paired.estimate(res["off"], res["on"])
+            table.paired(label, est, 1.03)
+            r_on = est.wall
+            r_tm = (statistics.median(r[0] for r in res["tracemalloc"])
+                    / statistics.median(r[0] for r in res["off"]))
+        share = (r_on - 1) / (r_tm - 1) if r_tm > 1 else float("inf")
+        table.value(f"  vs tracemalloc=25 ({lib})",
+                    f"leakguard {(r_on - 1) * 100:+.1f}%, tracemalloc "
+                    f"{(r_tm - 1) * 100:+.1f}%", f"{share:.3f}", "<= 0.1", share <= 0.1)
+    # per request on one kept session, leakguard off/on (responses on)
+    for name in workloads.REQUEST:
+        label = f"per request: {name}"
+        if not want(label):
+            continue
+        if method == "medians":
+            res = ab_worker(hooked, "request", name, "40" if quick else "400", url,
+                            str(rounds))
+            table.ratio(label, res["off"], res["on"], 1.03, unit="us", scale=1e6)
+        else:
+            # 20 requests a round (~5-20 ms): short enough that a pair meets one load
+            res = ab_worker(hooked, "request_pairs", name, "20", url,
+                            "30" if quick else "400")
+            table.paired(label, paired.estimate(res["off"], res["on"]), 1.03)
+    if want("memory per open response", "responses"):
+        for count in ["10", "200"] if quick else ["10", "500"]:
+            out = run_workload(hooked, on, "response_memory", count, url)
             per = float(out.split()[-1])
+            table.value(f"memory per open response ({count} open)", f"{per:.0f} B", "",
+                        "<= 512 B", per <= 512 or count == "10")
+    # leakguard's own bytes (tracemalloc: ~1 ms a cycle here, so 100,000 cycles in
+    # full mode), then a million cycles untraced: the whole process's blocks
+    if want("retained after request/release cycles", "responses"):
+        cycles = "5000" if quick else "100000"
+        out = run_workload(hooked, on, "response_retention", cycles, url)
+        first, last = (int(x) for x in out.split()[-2:])
+        table.value(f"retained after {cycles} request/release cycles",
+                    f"{first} B after 1,000, {last} B after {cycles}",
+                    f"{last - first:+d} B", "equal (+-1 KiB)", abs(last - first) <= 1024)
+    if want("blocks after request/release cycles (whole process)", "responses"):
+        cycles = "5000" if quick else "1000000"
+        out = run_workload(hooked, on, "response_blocks", cycles, url)
+        first, last, records = (int(x) for x in out.split()[-3:])
+        table.value(f"blocks after {cycles} request/release cycles (whole process)",
+                    f"{first} after 1,000, {last} after {cycles}; {records} records left",
+                    f"{last - first:+d}", "+-2000, no record",
+                    abs(last - first) <= 2000 and records == 0)
+
+
+def run_workload(python: str, env: dict[str, str], *args: str) -> str:
+    """The standard output of `workloads.py ARGS` run by `python`."""
+    return subprocess.run([python, os.path.join(HERE, "workloads.py"), *args], env=env,
+                          capture_output=True, text=True, check=True).stdout
+
+
+def scale(table: Table, want: Callable[..., bool], hooked: str, quick: bool) -> None:
+    """Memory and scale; the pytest plugin on a synthetic suite."""
+    off, on = env_for(False), env_for(True)
+    for count in ["1", "1000", "10000"] if quick else ["1", "1000", "100000"]:
+        if want(f"memory per open session ({count} open)", "memory"):
+            per = float(run_workload(hooked, on, "memory", count).split()[-1])
             table.value(f"memory per open session ({count} open)", f"{per:.0f} B", "",
                         "<= 1024 B", per <= 1024 or count == "1")
-        # census: one pass over the live records (LEAKGUARD_INTERVAL's cost per report)
-        out = subprocess.run([hooked, os.path.join(HERE, "workloads.py"), "census", "10000",
-                              "5" if quick else "30"], env=off, capture_output=True,
-                             text=True, check=True).stdout
+    # census: one pass over the live records (LEAKGUARD_INTERVAL's cost per report)
+    if want("census, 10,000 open sessions (20 sites)"):
+        out = run_workload(hooked, off, "census", "10000", "5" if quick else "30")
         api_ms, tick_ms = (float(x) for x in out.split()[-2:])
         table.value("census, 10,000 open sessions (20 sites)", f"census() {api_ms:.2f} ms, "
                     f"interval report {tick_ms:.2f} ms", f"{tick_ms:.2f} ms", "< 5 ms",
                     tick_ms < 5)
+    if want("retained after cycles", "memory"):
         cycles = "20000" if quick else "1000000"
-        out = subprocess.run([hooked, os.path.join(HERE, "workloads.py"), "retention", cycles],
-                             env=on, capture_output=True, text=True, check=True).stdout
-        first, last = (int(x) for x in out.split()[-2:])
+        first, last = (int(x) for x in
+                       run_workload(hooked, on, "retention", cycles).split()[-2:])
         # equal up to allocator noise: a dict's table, a bigger counter (not per cycle)
-        table.value(f"retained after {cycles} cycles", f"{first} B after 1,000, {last} B after "
-                    f"{cycles}", f"{last - first:+d} B", "equal (+-1 KiB)",
+        table.value(f"retained after {cycles} cycles", f"{first} B after 1,000, {last} B "
+                    f"after {cycles}", f"{last - first:+d} B", "equal (+-1 KiB)",
                     abs(last - first) <= 1024)
-        total = "16000" if quick else "160000"
-        out = subprocess.run([hooked, os.path.join(HERE, "workloads.py"), "threads", total],
-                             env=on, capture_output=True, text=True, check=True).stdout
-        one, sixteen, lost, dup = out.split()[-4:]
-        ratio = float(sixteen) / float(one)
+    total = "16000" if quick else "160000"
+    if want("16 threads vs 1, active", "threads"):
+        one, sixteen, lost, dup = run_workload(hooked, on, "threads", total).split()[-4:]
         table.value("16 threads vs 1, active", f"{float(one):.0f} -> {float(sixteen):.0f} "
-                    f"sessions/s; lost {lost}, duplicated {dup}", f"{ratio:.2f}",
-                    "no lost/dup", lost == "0" and dup == "0")
-        out = subprocess.run([hooked, os.path.join(HERE, "workloads.py"), "threads", total,
-                              "rates"], env=off, capture_output=True, text=True,
-                             check=True).stdout
+                    f"sessions/s; lost {lost}, duplicated {dup}",
+                    f"{float(sixteen) / float(one):.2f}", "no lost/dup",
+                    lost == "0" and dup == "0")
+    if want("16 threads vs 1, dormant (context)", "threads"):
+        out = run_workload(hooked, off, "threads", total, "rates")
         p_one, p_sixteen = (float(x) for x in out.split()[-2:])
         table.value("16 threads vs 1, dormant (context)", f"{p_one:.0f} -> {p_sixteen:.0f} "
                     "sessions/s", f"{p_sixteen / p_one:.2f}", "", True)
 
-        # 7. the pytest plugin on a synthetic suite (benchmarks/pytest_suite.py)
-        import pytest_suite
+    # the pytest plugin on a synthetic suite (benchmarks/pytest_suite.py)
+    if not want("pytest --leakguard, synthetic suite", "LEAKGUARD=1 pytest, synthetic suite",
+                "leaking tests flagged"):
+        return
+    import pytest_suite
 
-        suite = pytest_suite.measure(hooked, 200 if quick else 2000, 20 if quick else 200,
-                                     2 if quick else 5)
-        times, found = suite.times, suite.flagged
-        for name, label, target in (("flag", "pytest --leakguard", 1.10),
-                                    ("env", "LEAKGUARD=1 pytest", 1.05)):
-            table.ratio(f"{label}, synthetic suite", times["plain"], times[name], target,
-                        unit="s", scale=1.0)
-        table.value("  leaking tests flagged (--leakguard, LEAKGUARD=1)",
-                    f"{len(found['flag'])}, {len(found['env'])} of {len(suite.leaking)}",
-                    "", "exactly those",
-                    found["flag"] == suite.leaking == found["env"])
-    print()
-    table.print()
-    return 0
+    suite = pytest_suite.measure(hooked, 200 if quick else 2000, 20 if quick else 200,
+                                 2 if quick else 5)
+    times, found = suite.times, suite.flagged
+    for name, label, target in (("flag", "pytest --leakguard", 1.10),
+                                ("env", "LEAKGUARD=1 pytest", 1.05)):
+        table.ratio(f"{label}, synthetic suite", times["plain"], times[name], target,
+                    unit="s", scale=1.0)
+    table.value("  leaking tests flagged (--leakguard, LEAKGUARD=1)",
+                f"{len(found['flag'])}, {len(found['env'])} of {len(suite.leaking)}",
+                "", "exactly those", found["flag"] == suite.leaking == found["env"])
 
 
 if __name__ == "__main__":

@@ -145,47 +145,125 @@ def serve() -> None:
 
 
 def work(lib: str, n: int, url: str, rounds: int) -> dict[str, list[float]]:
+    run_round = _work_round(lib, n, url)
+    return side_by_side(lambda: run_round()[0], rounds, ("off", "on", "tracemalloc"))
+
+
+def work_pairs(lib: str, n: int, url: str, pairs: int) -> dict[str, list[list[float]]]:
+    """Short rounds of `n` requests, a session each, off/on paired; tracemalloc every 8th."""
+    return paired(_work_round(lib, n, url), pairs, ("tracemalloc",), 8)
+
+
+def _work_round(lib: str, n: int, url: str) -> Callable[[], list[float]]:
+    """One round of `n` requests, each on a new session: [wall, cpu, switches] per request."""
     if lib == "requests":
         import requests
 
-        def run_round() -> float:
-            start = time.perf_counter()
+        def many() -> None:
             for _ in range(n):
                 with requests.Session() as s:
                     s.get(url).content  # noqa: B018
-            return (time.perf_counter() - start) / n
     else:
         import asyncio
 
         import aiohttp
 
-        async def many() -> None:
+        async def amany() -> None:
             for _ in range(n):
                 async with aiohttp.ClientSession() as s, s.get(url) as r:
                     await r.read()
 
-        def run_round() -> float:
-            start = time.perf_counter()
-            asyncio.run(many())
-            return (time.perf_counter() - start) / n
+        def many() -> None:
+            asyncio.run(amany())
 
-    return side_by_side(run_round, rounds, ("off", "on", "tracemalloc"))
+    def run_round() -> list[float]:
+        usage = _clock()
+        many()
+        wall, cpu, switches = (b - a for a, b in zip(usage, _clock()))
+        return [wall / n, cpu / n, switches]
+
+    return run_round
 
 
 def request(name: str, n: int, url: str, rounds: int) -> dict[str, list[float]]:
     """Seconds per request on one kept session (made after leakguard is switched on)."""
+    run_round = _request_round(name, n, url)
+    return side_by_side(lambda: run_round()[0], rounds)
+
+
+def request_pairs(name: str, n: int, url: str, pairs: int) -> dict[str, list[list[float]]]:
+    """Many short rounds of `n` requests, leakguard off and on back to back (see `paired`)."""
+    return paired(_request_round(name, n, url), pairs)
+
+
+def _request_round(name: str, n: int, url: str) -> Callable[[], list[float]]:
+    """One round: a fresh session, one untimed request (the connection), `n` timed ones."""
     namespace: dict[str, Callable[..., None]] = {}
     exec(REQUEST[name], namespace)
 
-    def run_round() -> float:
+    def run_round() -> list[float]:
         namespace["setup"](url)
-        start = time.perf_counter()
+        # the connection is opened outside the timing: rounds are short, and the cost of
+        # a TCP handshake per round would dilute the per-request difference
+        namespace["many"](1)
+        usage = _clock()
         namespace["many"](n)
-        elapsed = time.perf_counter() - start
+        wall, cpu, switches = (b - a for a, b in zip(usage, _clock()))
         namespace["teardown"]()
-        return elapsed / n
+        return [wall / n, cpu / n, switches]
 
-    return side_by_side(run_round, rounds)
+    return run_round
+
+
+def _clock() -> tuple[float, float, int]:
+    """Wall and CPU seconds and involuntary context switches of this process so far."""
+    import resource
+
+    return (time.perf_counter(), time.process_time(),
+            resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw)
+
+
+def paired(run_round: Callable[[], list[float]], pairs: int,
+           extra: tuple[str, ...] = (), every: int = 1) -> dict[str, list[list[float]]]:
+    """`pairs` off/on pairs of short rounds, back to back, in this one process.
+
+    The order inside a pair alternates (off-on, on-off: ABBA), so neither mode always goes
+    first; each round starts after a collection, from the same state. A round returns
+    [wall, cpu, switches] (seconds per operation, involuntary context switches). `extra`
+    modes (tracemalloc) run after every `every`-th pair.
+    """
+    import tracemalloc
+
+    import leakguard
+
+    out: dict[str, list[list[float]]] = {m: [] for m in ("off", "on", *extra)}
+    # warm up once in each mode (untimed), as side_by_side does
+    run_round()
+    leakguard.enable()
+    try:
+        run_round()
+    finally:
+        leakguard.disable()
+
+    def one(mode: str) -> None:
+        gc.collect()
+        if mode == "on":
+            leakguard.enable()
+        elif mode == "tracemalloc":
+            tracemalloc.start(25)
+        try:
+            out[mode].append(run_round())
+        finally:
+            leakguard.disable()
+            tracemalloc.stop()
+
+    for k in range(pairs):
+        for mode in ("off", "on") if k % 2 == 0 else ("on", "off"):
+            one(mode)
+        if extra and k % every == 0:
+            for mode in extra:
+                one(mode)
+    return out
 
 
 def response_memory(count: int, url: str) -> float:
@@ -379,8 +457,12 @@ if __name__ == "__main__":
         print(json.dumps(lifecycle(args[0], int(args[1]), int(args[2]))))
     elif name == "work":
         print(json.dumps(work(args[0], int(args[1]), args[2], int(args[3]))))
+    elif name == "work_pairs":
+        print(json.dumps(work_pairs(args[0], int(args[1]), args[2], int(args[3]))))
     elif name == "request":
         print(json.dumps(request(args[0], int(args[1]), args[2], int(args[3]))))
+    elif name == "request_pairs":
+        print(json.dumps(request_pairs(args[0], int(args[1]), args[2], int(args[3]))))
     elif name == "response_memory":
         print(response_memory(int(args[0]), args[1]))
     elif name == "response_retention":
