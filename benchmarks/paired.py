@@ -1,4 +1,4 @@
-"""The paired estimator of an off/on ratio: many short rounds, off and on back to back.
+"""Off/on ratios from many short rounds paired back to back: the runner and the estimator.
 
 Every pair is an off round and an on round run one right after the other (in alternating
 order), so both meet the same load on the machine; the estimate is the median of the
@@ -12,10 +12,12 @@ interval of their median (order statistics of the binomial, no resampling).
 
 from __future__ import annotations
 
+import gc
 import math
 import statistics
+import time
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 # a round whose CPU share of the wall time fell below this fraction of its mode's median
 # share was waiting for a core (other load), not for the server
@@ -78,3 +80,54 @@ def estimate(off: Sequence[Sequence[float]], on: Sequence[Sequence[float]]) -> E
                     statistics.median(b[0] for _, b in kept),
                     statistics.median(wall), quantile(wall, 0.25), quantile(wall, 0.75),
                     lo, hi, statistics.median(cpu), cpu_lo, cpu_hi, len(kept), len(off))
+
+
+def clock() -> tuple[float, float, int]:
+    """Wall and CPU seconds and involuntary context switches of this process so far."""
+    import resource
+
+    return (time.perf_counter(), time.process_time(),
+            resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw)
+
+
+def run(run_round: Callable[[], list[float]], pairs: int,
+        extra: tuple[str, ...] = (), every: int = 1) -> dict[str, list[list[float]]]:
+    """`pairs` off/on pairs of short rounds, back to back, in this one process (a worker).
+
+    The order inside a pair alternates (off-on, on-off: ABBA), so neither mode always goes
+    first; each round starts after a collection, from the same state. A round returns
+    [wall, cpu, switches] (seconds per operation, involuntary context switches). `extra`
+    modes (tracemalloc) run after every `every`-th pair.
+    """
+    import tracemalloc
+
+    import leakguard
+
+    out: dict[str, list[list[float]]] = {m: [] for m in ("off", "on", *extra)}
+    # warm up once in each mode (untimed), as side_by_side does
+    run_round()
+    leakguard.enable()
+    try:
+        run_round()
+    finally:
+        leakguard.disable()
+
+    def one(mode: str) -> None:
+        gc.collect()
+        if mode == "on":
+            leakguard.enable()
+        elif mode == "tracemalloc":
+            tracemalloc.start(25)
+        try:
+            out[mode].append(run_round())
+        finally:
+            leakguard.disable()
+            tracemalloc.stop()
+
+    for k in range(pairs):
+        for mode in ("off", "on") if k % 2 == 0 else ("on", "off"):
+            one(mode)
+        if extra and k % every == 0:
+            for mode in extra:
+                one(mode)
+    return out

@@ -8,6 +8,8 @@ import os
 import sys
 import time
 
+import paired
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable
@@ -151,7 +153,7 @@ def work(lib: str, n: int, url: str, rounds: int) -> dict[str, list[float]]:
 
 def work_pairs(lib: str, n: int, url: str, pairs: int) -> dict[str, list[list[float]]]:
     """Short rounds of `n` requests, a session each, off/on paired; tracemalloc every 8th."""
-    return paired(_work_round(lib, n, url), pairs, ("tracemalloc",), 8)
+    return paired.run(_work_round(lib, n, url), pairs, ("tracemalloc",), 8)
 
 
 def _work_round(lib: str, n: int, url: str) -> Callable[[], list[float]]:
@@ -177,9 +179,9 @@ def _work_round(lib: str, n: int, url: str) -> Callable[[], list[float]]:
             asyncio.run(amany())
 
     def run_round() -> list[float]:
-        usage = _clock()
+        usage = paired.clock()
         many()
-        wall, cpu, switches = (b - a for a, b in zip(usage, _clock()))
+        wall, cpu, switches = (b - a for a, b in zip(usage, paired.clock()))
         return [wall / n, cpu / n, switches]
 
     return run_round
@@ -192,8 +194,8 @@ def request(name: str, n: int, url: str, rounds: int) -> dict[str, list[float]]:
 
 
 def request_pairs(name: str, n: int, url: str, pairs: int) -> dict[str, list[list[float]]]:
-    """Many short rounds of `n` requests, leakguard off and on back to back (see `paired`)."""
-    return paired(_request_round(name, n, url), pairs)
+    """Many short rounds of `n` requests, leakguard off and on back to back (see paired.run)."""
+    return paired.run(_request_round(name, n, url), pairs)
 
 
 def _request_round(name: str, n: int, url: str) -> Callable[[], list[float]]:
@@ -206,64 +208,13 @@ def _request_round(name: str, n: int, url: str) -> Callable[[], list[float]]:
         # the connection is opened outside the timing: rounds are short, and the cost of
         # a TCP handshake per round would dilute the per-request difference
         namespace["many"](1)
-        usage = _clock()
+        usage = paired.clock()
         namespace["many"](n)
-        wall, cpu, switches = (b - a for a, b in zip(usage, _clock()))
+        wall, cpu, switches = (b - a for a, b in zip(usage, paired.clock()))
         namespace["teardown"]()
         return [wall / n, cpu / n, switches]
 
     return run_round
-
-
-def _clock() -> tuple[float, float, int]:
-    """Wall and CPU seconds and involuntary context switches of this process so far."""
-    import resource
-
-    return (time.perf_counter(), time.process_time(),
-            resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw)
-
-
-def paired(run_round: Callable[[], list[float]], pairs: int,
-           extra: tuple[str, ...] = (), every: int = 1) -> dict[str, list[list[float]]]:
-    """`pairs` off/on pairs of short rounds, back to back, in this one process.
-
-    The order inside a pair alternates (off-on, on-off: ABBA), so neither mode always goes
-    first; each round starts after a collection, from the same state. A round returns
-    [wall, cpu, switches] (seconds per operation, involuntary context switches). `extra`
-    modes (tracemalloc) run after every `every`-th pair.
-    """
-    import tracemalloc
-
-    import leakguard
-
-    out: dict[str, list[list[float]]] = {m: [] for m in ("off", "on", *extra)}
-    # warm up once in each mode (untimed), as side_by_side does
-    run_round()
-    leakguard.enable()
-    try:
-        run_round()
-    finally:
-        leakguard.disable()
-
-    def one(mode: str) -> None:
-        gc.collect()
-        if mode == "on":
-            leakguard.enable()
-        elif mode == "tracemalloc":
-            tracemalloc.start(25)
-        try:
-            out[mode].append(run_round())
-        finally:
-            leakguard.disable()
-            tracemalloc.stop()
-
-    for k in range(pairs):
-        for mode in ("off", "on") if k % 2 == 0 else ("on", "off"):
-            one(mode)
-        if extra and k % every == 0:
-            for mode in extra:
-                one(mode)
-    return out
 
 
 def response_memory(count: int, url: str) -> float:
