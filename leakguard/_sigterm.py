@@ -146,16 +146,18 @@ def _take(who: str) -> bool:
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    # Runs in the main thread between two bytecodes, wherever it was: the report runs in a
-    # thread of its own so that a lock the main thread holds (ours, logging's) delays it
-    # at most REPORT_TIMEOUT instead of hanging the process.
+    # Runs in the main thread between two bytecodes, wherever it was. The main thread
+    # waits here for the report (written by a thread of its own, REPORT_TIMEOUT at most),
+    # so that the program does nothing more after SIGTERM, as with the default action;
+    # unless it was interrupted inside code that holds a lock the report needs.
     watcher = sys.modules.get("leakguard._watcher")
-    if _installed_in[:1] != [os.getpid()] or (watcher is not None and watcher.watching()):
-        # A worker (or any forked child): a thread does it all, as the watcher does when
-        # the main thread is stuck in C. The main thread runs on meanwhile and releases the
-        # locks it may hold (the tracker's, logging's, threading's while it forks or starts a
-        # thread), which the report needs; so this handler takes none (a low-level thread:
-        # threading.Thread.start takes one).
+    if (_installed_in[:1] != [os.getpid()] or (watcher is not None and watcher.watching())
+            or _holds_a_lock_we_need(frame)):
+        # A worker (or any forked child), or code that may hold such a lock: a thread does
+        # it all, as the watcher does when the main thread is stuck in C. The main thread
+        # runs on meanwhile and releases the locks it may hold (the tracker's, logging's,
+        # threading's while it forks or starts a thread), which the report needs; so this
+        # handler takes none (a low-level thread: threading.Thread.start takes one).
         try:
             _thread.start_new_thread(on_sigterm_in_thread, ())
             return
@@ -166,6 +168,25 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
         # worker's thread is on it: it ends the process once the report is written
         return
     _handle()
+
+
+# The code whose locks the report takes: leakguard's own (the tracker's lock, around every
+# creation and close), logging's (a handler's lock around emit) and threading's (starting a
+# thread). Python code of the program itself holds no lock of theirs.
+_LOCKING = frozenset(("leakguard", "logging", "threading"))
+
+
+def _holds_a_lock_we_need(frame: FrameType | None) -> bool:
+    """Whether the interrupted main thread is inside code that may hold a lock of the report's."""
+    try:
+        while frame is not None:
+            name = frame.f_globals.get("__name__")
+            if isinstance(name, str) and name.partition(".")[0] in _LOCKING:
+                return True
+            frame = frame.f_back
+    except Exception:  # an odd frame or globals: the safe side
+        return True
+    return False
 
 
 def on_sigterm_in_thread() -> None:

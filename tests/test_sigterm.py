@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -206,3 +207,52 @@ def test_pytest_killed_by_sigterm_leaves_no_private_folder(tmp_path: Path,
     assert proc.returncode == -signal.SIGTERM, (out, err)
     time.sleep(0.5)  # xdist's workers end with it
     assert list(tmp.glob("leakguard-pytest-*")) == [], (out, err)
+
+
+# SIGTERM lands in the main thread while it holds a lock the report needs: the tracker's
+# (inside leakguard's own code, as at every session created), or a logging handler's
+IN_A_LOCK = {
+    "tracker": textwrap.dedent('''
+        from leakguard._tracker import TRACKER
+        real = TRACKER.sites
+        class Sites:
+            def __getattr__(self, name):
+                return getattr(real, name)
+            def opened(self, record):  # called by the tracker with its lock held
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(100000):  # the handler runs in here
+                    pass
+                return real.opened(record)
+        TRACKER.sites = Sites()
+        KEPT.append(requests.Session())
+    '''),
+    "logging": textwrap.dedent('''
+        import logging
+        class Handler(logging.StreamHandler):
+            def emit(self, record):  # called by logging with the handler's lock held
+                if record.getMessage() == "term":
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    for _ in range(100000):  # the handler runs in here
+                        pass
+                super().emit(record)
+        logging.getLogger().addHandler(Handler())
+        logging.getLogger().warning("term")
+    '''),
+}
+
+
+@pytest.mark.parametrize("lock", sorted(IN_A_LOCK))
+def test_sigterm_while_the_main_thread_holds_a_lock_the_report_needs(tmp_path: Path,
+                                                                     lock: str) -> None:
+    script = tmp_path / "server.py"
+    script.write_text(SERVER.format(before="", after=IN_A_LOCK[lock]))
+    started = time.monotonic()
+    r = subprocess.run([sys.executable, str(script)], env=_env(LEAKGUARD="1"), cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - started
+    assert r.returncode == -signal.SIGTERM, (r.stdout, r.stderr)
+    # the main thread runs on (it prints "ready") while the report is written, then dies
+    assert "not killed" not in r.stdout
+    sessions = 3 if lock == "tracker" else 2
+    assert f"{sessions} leaked sessions ({sessions} still open at exit)" in r.stderr, r.stderr
+    assert took < 8, took  # not the 10 s that the report may take before the process dies
