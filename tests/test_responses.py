@@ -574,6 +574,48 @@ s.close()
     assert f'app.py", line {line}, in work\n' in r.stderr, r.stderr
 
 
+URLLIB3_CYCLE = """
+import gc, urllib3
+gc.disable()  # collected where the program says, below
+pm = urllib3.PoolManager()
+class Holder:
+    def __init__(self, r):
+        self.r = r
+        r.holder = self  # a reference cycle: only the cyclic collector frees it
+class Closer(Holder):
+    def __del__(self):
+        self.r.release_conn()  # a finalizer in the cycle gives the connection back
+def work(cls):
+    r = pm.request("GET", BIG + "big", preload_content=False)  # LEAK
+    cls(r)
+"""
+
+
+@pytest.mark.parametrize("holder", ["Holder", "Closer"])
+def test_urllib3_response_in_a_reference_cycle(holder: str) -> None:
+    # judged at the end of the collection: io's finalizer closes the response on its way
+    # out (the state is read just before), the program's own finalizer may release it
+    code = BIG_SERVER + URLLIB3_CYCLE + f"""
+work({holder})
+print("dropped", flush=True)
+gc.collect()
+print("collected", flush=True)
+pm.clear()
+"""
+    r = run_python(code, env={"LEAKGUARD": "1"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "dropped\ncollected\n"
+    if holder == "Closer":
+        assert "leakguard" not in r.stderr, r.stderr
+        return
+    head = ("leakguard: urllib3.HTTPResponse garbage-collected without close() (holding a "
+            "connection")
+    assert r.stderr.count(head) == 1, r.stderr
+    line = code.splitlines().index(
+        '    r = pm.request("GET", BIG + "big", preload_content=False)  # LEAK') + 1
+    assert f'app.py", line {line}, in work\n' in r.stderr, r.stderr
+
+
 # -- a response revived by a finalizer in the collection that found it dead ----------------
 
 REVIVED = """

@@ -4,9 +4,10 @@ responses made with preload_content=False."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 
 from .._guard import guard
-from .._tracker import TRACKER
+from .._tracker import RESPONSE, TRACKER
 from ._base import Integration, origin, tally
 from ._responses import ResponseReader, origin_of, snapshot, track_response
 
@@ -65,11 +66,36 @@ class Urllib3Responses(ResponseReader):
 
     def resources_closed(self, resources: Any) -> bool:
         # judged by the snapshot taken when io's finalizer closes it (see _finalizing below);
-        # none means its body was already closed then
+        # none means its body was already closed then. Closed so in a collection, it held
+        # its connection then; a later finalizer of the cycle may still have given it back
+        if isinstance(resources, tuple):
+            return put_back(*resources)
         return True
 
 
 RESPONSES = Urllib3Responses()
+
+
+def put_back(connection: Any, pool: Any) -> bool:
+    """Whether a connection is back among its pool's idle ones (False: cannot tell)."""
+    idle = getattr(getattr(pool, "pool", None), "queue", None)  # urllib3's LifoQueue
+    return isinstance(idle, Iterable) and any(c is connection for c in list(idle))
+
+
+def finalized_in_gc(response: Any) -> None:
+    """io's finalizer closes a response of cyclic garbage: what to judge it by at the end."""
+    record = TRACKER._live.get(id(response))
+    if record is None or record.kind is not RESPONSE:
+        return
+    alive = record()
+    if alive is not None and alive is not response:
+        return
+    if not raw_holds(response):
+        record.held = False
+        return
+    # it holds its connection now; judged when the collection ends (Verdicts), once the
+    # cycle's other finalizers ran: an owner's __del__ may still release it to the pool
+    record.resources = (response.__dict__.get("_connection"), response.__dict__.get("_pool"))
 
 
 class Urllib3Integration(Integration):
@@ -114,8 +140,11 @@ class Urllib3Integration(Integration):
             if getattr(result, "_connection", None) is not None:
                 with made:
                     if not self.owned_elsewhere() and raw_holds(result):
+                        # its body (http.client's response) kept until the verdict: in a
+                        # reference cycle, that one's finalizer would close it before the
+                        # response's own, which then neither closes nor tells (see close)
                         track_response(result, RESPONSES, "urllib3.HTTPResponse",
-                                       pool_origin(instance))
+                                       pool_origin(instance), result.__dict__.get("_fp"))
             return result
 
         def close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -125,7 +154,10 @@ class Urllib3Integration(Integration):
                     # io's finalizer closes a dropped response (and says so in _finalizing):
                     # whether it still held its connection is read now, before that close
                     if instance.__dict__.get("_finalizing"):
-                        snapshot(instance, RESPONSES)
+                        if TRACKER._in_gc:
+                            finalized_in_gc(instance)
+                        else:
+                            snapshot(instance, RESPONSES)
                         tracked = False
             result = wrapped(*args, **kwargs)
             if tracked:
