@@ -343,6 +343,36 @@ def test_dropped_response_socket_closes_exactly_as_without_leakguard(
         assert with_it  # reference counting (or the collection) closes it, leakguard or not
 
 
+def test_aiohttp_responses_in_cycles_are_judged_by_their_connection(
+        reports: Reports, big_url: str) -> None:
+    # collected by the cyclic collector: aiohttp's __del__ releases the connection of the
+    # one never released (a leak), the others let go of theirs before (never reported)
+    async def main() -> None:
+        s = aiohttp.ClientSession()
+        leaked = await s.get(big_url + "big")  # CYCLE-LEAK
+        leaked.cycle = leaked
+        read = await s.get(big_url + "big")
+        await read.read()
+        read.cycle = read
+        released = await s.get(big_url + "big")
+        released.release()
+        released.cycle = released
+        direct = await s.get(big_url + "big")
+        assert direct.connection is not None
+        direct.connection.close()  # under the response: it holds nothing any more
+        direct.cycle = direct
+        del leaked, read, released, direct
+        await s.close()  # aiohttp's protocol keeps the unreleased one until then
+        gc.collect()
+
+    asyncio.run(main())
+    [text] = _responses(reports)
+    assert text.startswith("leakguard: aiohttp.ClientResponse garbage-collected without close()"
+                           " (holding a connection to http://127.0.0.1:")
+    assert f'line {_line("# CYCLE-LEAK")}, in main' in text
+    assert [r for r in TRACKER._live.values() if r.kind == "response"] == []
+
+
 def test_record_holds_the_response_weakly(reports: Reports, big_url: str) -> None:
     with httpx.Client() as c:
         r = c.send(c.build_request("GET", big_url + "big"), stream=True)

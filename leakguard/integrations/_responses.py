@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from types import FrameType
     from typing import Any
 
+    from .._record import Record
+
 
 class ResponseReader:
     """How the tracker reads one library's responses (the tracker's Reader for them).
@@ -71,8 +73,8 @@ def origin_of(scheme: str, host: str, port: int | None) -> str:
 
 
 def track_response(response: object, reader: ResponseReader, type_name: str, where: str,
-                   resources: object = None, user: FrameType | None = None) -> None:
-    """Track a response that holds a connection to `where` (an origin).
+                   resources: object = None, user: FrameType | None = None) -> Record | None:
+    """Track a response that holds a connection to `where` (an origin); its record.
 
     Its stack starts at the user's line that made the request, not in the library: `user`,
     that frame when the request path found it already (note_request), else looked for here.
@@ -83,6 +85,7 @@ def track_response(response: object, reader: ResponseReader, type_name: str, whe
     record = TRACKER.track(response, reader, type_name, stack, RESPONSE, resources)
     if record is not None:
         record.origin = where
+    return record
 
 
 def snapshot(response: object, reader: ResponseReader) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from .._guard import guard
-from .._tracker import TRACKER
+import sys
+
+from .._guard import internal_error
 from ._base import Integration, origin, tally
-from ._responses import ResponseReader, origin_of, snapshot, track_response
+from ._responses import ResponseReader, origin_of, track_response
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from types import ModuleType
-    from typing import Any
+    from types import CodeType, ModuleType
+    from typing import Any, Callable
+
+    from .._record import Record
 
 
 class AiohttpResponses(ResponseReader):
@@ -29,12 +32,46 @@ class AiohttpResponses(ResponseReader):
         protocol = conn.protocol  # None once released; upgraded: a websocket owns it now
         return protocol is not None and not getattr(protocol, "upgraded", False)
 
+    def held_at_death(self, resources: Any) -> bool | None:
+        # judged as its connection was released (see _released): one never released (closed
+        # after its loop, say) held nothing aiohttp would give back
+        return False
+
     def resources_closed(self, resources: Any) -> bool:
-        # judged by the snapshot taken in its __del__, before aiohttp releases it there
         return True
 
 
 RESPONSES = AiohttpResponses()
+
+# ClientResponse.__del__'s code (set when patched): a release from it is a dropped response's
+_FINALIZER: list[CodeType] = []
+
+
+def _released(record: Record) -> Callable[[], None]:
+    """A callback of the response's Connection, which aiohttp calls as it is released or
+    closed: by the response's own release, close or EOF (it let go of it), or by its __del__
+    (dropped while holding it: read as the old response's state, before aiohttp clears it).
+
+    Nothing patched on the response, no cost for those never tracked; the record is reached
+    from the connection only, which keeps neither the response nor its socket alive.
+    """
+
+    def released() -> None:
+        try:
+            held = False
+            frame = sys._getframe(1)  # _notify_release, then Connection.release, then ...
+            n = 4
+            while frame is not None and n:
+                if frame.f_code in _FINALIZER:
+                    held = RESPONSES.holds(frame.f_locals["self"])
+                    break
+                frame = frame.f_back  # type: ignore[assignment]
+                n -= 1
+            record.held = held
+        except Exception as exc:  # aiohttp would swallow it silently: the guard's rule
+            internal_error("reading the state of an aiohttp response", exc)
+
+    return released
 
 
 class AiohttpIntegration(Integration):
@@ -83,18 +120,15 @@ class AiohttpIntegration(Integration):
             name = "aiohttp.ClientResponse" if cls is self._response_class else \
                 f"{cls.__module__}.{cls.__qualname__}"
             url = result.url
-            track_response(result, RESPONSES, name,
-                           origin_of(str(url.scheme), str(url.host), url.port))
+            record = track_response(result, RESPONSES, name,
+                                    origin_of(str(url.scheme), str(url.host), url.port))
+            if record is not None:
+                result._connection.add_callback(_released(record))
 
     def response_patches(self, mod: ModuleType) -> list[tuple[type, str, Any]]:
-        dying = guard("reading the state of an aiohttp response")
+        # nothing patched on responses (a wrapped __del__ cost every response a wrapt call):
+        # a tracked one is judged through its connection's release callbacks
         self._response_class = mod.ClientResponse
-
-        def finalizer(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            # aiohttp's __del__ releases a dropped response's connection: read it first
-            if id(instance) in TRACKER._live:  # speed: most responses were never tracked
-                with dying:
-                    snapshot(instance, RESPONSES)
-            return wrapped(*args, **kwargs)
-
-        return [(mod.ClientResponse, "__del__", finalizer)]
+        code = getattr(vars(mod.ClientResponse).get("__del__"), "__code__", None)
+        _FINALIZER[:] = [code] if code is not None else []
+        return []
