@@ -28,13 +28,16 @@ class Table:
                           f"IQR {est.q1:.3f}-{est.q3:.3f}, 95% {est.lo:.3f}-{est.hi:.3f}; "
                           f"CPU {est.cpu:.3f} ({est.cpu_lo:.3f}-{est.cpu_hi:.3f}); "
                           f"{est.kept}/{est.pairs} pairs", f"{est.wall:.3f}",
-                          f"<= {target}", "ok" if est.wall <= target else "MISSED"))
+                          f"<= {target}", ("ok" if est.wall <= target else "MISSED")
+                          # the interval spans the target: this run cannot tell
+                          + (", unresolved" if est.lo <= target <= est.hi else "")))
 
     def value(self, label: str, measured: str, shown: str, target: str, ok: bool) -> None:
         self.rows.append((label, measured, shown, target, "ok" if ok else "MISSED"))
 
     def print(self) -> None:
-        head = ("measure", "medians (spread of the second)", "ratio", "target", "")
+        head = ("measure", "medians (spread of the second; paired: see docs/performance.md)",
+                "ratio", "target", "")
         widths = [max(len(r[i]) for r in [*self.rows, head]) for i in range(5)]
         for row in [head, *self.rows]:
             print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
