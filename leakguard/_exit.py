@@ -23,6 +23,10 @@ _requested: list[object] = []  # what the program passed to sys.exit() / exit() 
 # SystemExit we did not see exits with a status unknown to us (never replaced).
 _late: list[bool] = []  # [whether __main__ had a __file__ then] once enabled late
 _pid: list[int] = []  # the process that wrapped sys.exit (a forked child's __main__ runs on)
+# Under `python -m` / `-c` nothing is removed at the end: there, with sys.monitoring (3.12+),
+# the __main__ module's code is watched from its start for its normal return. [False] while
+# watched, [True] once it returned (ran to its end); a SystemExit we did not see leaves False
+_main_end: list[bool] = []
 
 
 class _RecordingExit:
@@ -46,6 +50,9 @@ def record_exit_requests() -> None:
         _pid[:] = [os.getpid()]
         if not _late and _main_running():
             _late.append("__file__" in _main_dict())
+        if not _late and not _main_end and sys.argv[:1] in (["-c"], ["-m"]):
+            with guard("watching the end of __main__"):
+                _watch_main()
     for name in ("exit", "quit"):
         current = getattr(builtins, name, None)
         if current is not None and not isinstance(current, _RecordingExit):
@@ -62,12 +69,63 @@ def would_exit_zero() -> bool:
         main = _main_dict()
         if "__file__" in main and main.get("__spec__") is None:
             return False  # a script ended by a SystemExit we did not see: status unknown
+        if _main_end:
+            return _main_end[0]  # `-m` / `-c`: ran to its end, or a SystemExit unseen
         # run to its end, or (`-m`, `-c`) nothing seen: fine when we were there from the
         # start; else unknown (never replace a possible failure) unless the script ran to
         # its end
         return not _late or (_late[0] and "__file__" not in main)
     code = _requested[-1]
     return code is None or code == 0
+
+
+def _watch_main() -> None:
+    """Before `-m` / `-c` code runs: learn whether __main__'s code returns (sys.monitoring).
+
+    One event per code object that starts until __main__'s does (each disabled at once),
+    then one on its return; the tool id is given back then.
+    """
+    monitoring = getattr(sys, "monitoring", None)
+    if monitoring is None:
+        return  # before 3.12: such a status stays unknown (see would_exit_zero)
+    tool = next((t for t in (4, 3) if monitoring.get_tool(t) is None), None)
+    if tool is None:
+        return
+    events = monitoring.events
+
+    def started(code: Any, offset: int) -> Any:
+        try:
+            if (code.co_name == "<module>"
+                    and sys._getframe(1).f_globals.get("__name__") == "__main__"):
+                monitoring.set_events(tool, 0)
+                monitoring.set_local_events(tool, code, events.PY_RETURN)
+                return None
+        except Exception:  # never in the program's way
+            _give_back(monitoring, tool, code)
+            _main_end.clear()
+            return None
+        return monitoring.DISABLE
+
+    def returned(code: Any, offset: int, value: object) -> None:
+        _main_end[:] = [True]
+        _give_back(monitoring, tool, code)
+
+    monitoring.use_tool_id(tool, "leakguard")
+    monitoring.register_callback(tool, events.PY_START, started)
+    monitoring.register_callback(tool, events.PY_RETURN, returned)
+    _main_end[:] = [False]
+    monitoring.set_events(tool, events.PY_START)
+
+
+def _give_back(monitoring: Any, tool: int, code: Any) -> None:
+    try:
+        monitoring.set_events(tool, 0)
+        monitoring.set_local_events(tool, code, 0)
+        monitoring.register_callback(tool, monitoring.events.PY_START, None)
+        monitoring.register_callback(tool, monitoring.events.PY_RETURN, None)
+        monitoring.free_tool_id(tool)
+    except Exception:
+        pass
 
 
 def exiting_with(status: int) -> None:

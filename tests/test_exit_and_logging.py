@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from pathlib import Path
 
 import pytest
 from conftest import SERVER_SNIPPET, run_python
@@ -259,5 +260,21 @@ def test_enable_in_main_never_replaces_an_unknown_status(status: int, end: str,
 def test_leakguard_at_startup_never_replaces_an_unseen_status(end: str, expected: int) -> None:
     r = run_python(f"import sys, requests\nKEEP = requests.Session()\n{end}\n",
                    env={"LEAKGUARD": "1", "LEAKGUARD_EXITCODE": "3"})
+    assert r.returncode == expected, r.stderr
+    assert "still open at interpreter exit" in r.stderr
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring: before 3.12 unseen")
+@pytest.mark.parametrize("how", ["-c", "-m"])
+@pytest.mark.parametrize(("end", "expected"), [
+    ("raise SystemExit(1)", 1), ("raise SystemExit(0)", 0), ("sys.exit(1)", 1), ("pass", 3)])
+def test_under_dash_m_and_c_an_unseen_status_is_never_replaced(tmp_path: Path, how: str,
+                                                               end: str, expected: int) -> None:
+    code = f"import sys, requests\nKEEP = requests.Session()\n{end}\n"
+    (tmp_path / "leaky.py").write_text(code)
+    argv = [sys.executable, "-c", code] if how == "-c" else [sys.executable, "-m", "leaky"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEAKGUARD")}
+    env.update(LEAKGUARD="1", LEAKGUARD_EXITCODE="3")
+    r = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == expected, r.stderr
     assert "still open at interpreter exit" in r.stderr
