@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 import weakref
-from threading import current_thread
+from threading import current_thread, get_ident
 from time import monotonic
 
 from ._guard import guard, internal_error
@@ -117,6 +118,9 @@ class Record(weakref.ref):  # type: ignore[type-arg]
 
 
 _new_ref = weakref.ref.__new__
+# ident -> Thread: the table current_thread() reads, read here without its two Python calls
+# (current_thread() and the `name` property) per record
+_THREADS: dict[int, Any] = getattr(threading, "_active", {})
 
 
 def new_record(session: object, callback: Callable[[Record], None], key: int,
@@ -131,7 +135,8 @@ def new_record(session: object, callback: Callable[[Record], None], key: int,
     record.stack = stack
     record.resources = resources  # the pools, never the session: counted at report time
     record.created = monotonic()
-    record.thread = current_thread().name
+    thread = _THREADS.get(get_ident())
+    record.thread = thread._name if thread is not None else current_thread().name
     record.task = None
     if _asyncio:
         loop = _asyncio[0]()  # cheap, and no exception when there is none

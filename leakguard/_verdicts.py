@@ -14,6 +14,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable
 
+    from ._owners import Owners
     from ._record import Record
 
     LeakSink = Callable[[list[tuple[Record, str]]], None]
@@ -26,6 +27,7 @@ class Verdicts:
     _lock: threading.Lock
     _live: dict[int, Record]
     _closed: dict[int, Record]
+    _owners: Owners
 
     def __init__(self) -> None:
         self._dead: deque[int] = deque()  # ids whose weak reference died, verdict pending
@@ -43,14 +45,7 @@ class Verdicts:
     def _collected(self, record: Record) -> None:
         # Weak-reference callback: no lock, no session; in a collection wait for its end so
         # that finalizers (an owner's __del__ closing its session) run before the verdict.
-        if record.closed:
-            if self._closed.get(record.key) is record:
-                self._closed.pop(record.key, None)
-            return
-        if self.done:
-            record.resources = None  # nothing more to judge: keep nothing alive
-            return
-        if record.kind is RESPONSE and not self._in_gc:
+        if record.kind is RESPONSE and not self._in_gc and not record.closed and not self.done:
             # a response's state is readable only now, while its attributes still live; in a
             # collection (cyclic garbage) it is read at its end, once finalizers ran (one may
             # have closed it: an owner's __del__, an SDK stream's generator)
@@ -60,17 +55,28 @@ class Verdicts:
                     held = record.held = record.integration.held_at_death(record.resources)
                 except Exception as exc:  # the guard's rule, without its calls per response
                     internal_error(f"reading the state of a {record.type_name}", exc)
-            if held is False and self._lock.acquire(blocking=False):
+            if held is False and self._lock.acquire(False):
                 # the common end of a response: it let go of its connection, outside a
                 # collection (no finalizer to wait for): forgotten now, without the queue
                 try:
                     if self._live.get(record.key) is record:
                         del self._live[record.key]
-                        self._unown(record)
+                        site = record.site  # _unown(), inline: once per response
+                        if site is not None:
+                            site.open -= 1
+                        if record.owner is not None:
+                            self._owners.drop(record)
                 finally:
                     self._lock.release()
                 record.resources = None  # judged: what it read the state through can go now
                 return
+        elif record.closed:
+            if self._closed.get(record.key) is record:
+                self._closed.pop(record.key, None)
+            return
+        if self.done:
+            record.resources = None  # nothing more to judge: keep nothing alive
+            return
         self._dead.append(record.key)
         if not self._in_gc:
             self.drain()

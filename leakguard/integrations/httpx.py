@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import weakref
 
@@ -49,29 +50,6 @@ def connection_open(slot: Any) -> bool:
     return is_closed is None or not is_closed()
 
 
-def slot_held(refs: Any) -> bool:
-    """Whether the pool still gives that slot's open connection to the response."""
-    _, slot_ref, stream_ref, pool_ref = refs
-    slot = slot_ref()
-    if slot is None:  # the pool let go of it: the stream was closed
-        return False
-    # a response dying of its last reference still holds its stream and slot as it is
-    # judged (httpx2's are in no cycle), and a slot may outlive its use: the stream's own
-    # flag and the pool's list of requests say whether it was given back
-    stream = stream_ref()
-    if stream is not None and getattr(stream, "_closed", False):
-        return False
-    pool = pool_ref() if pool_ref is not None else None
-    requests = getattr(pool, "_requests", None)
-    if isinstance(requests, list):
-        for r in requests:  # speed: no generator per response (once per death)
-            if r is slot:
-                break
-        else:
-            return False
-    return connection_open(slot)
-
-
 class HttpxResponses(ResponseReader):
     """httpx.Response from send(..., stream=True) or stream()."""
 
@@ -83,13 +61,32 @@ class HttpxResponses(ResponseReader):
         slot = pool_request(response)
         return slot is None or connection_open(slot)
 
-    def held_at_death(self, resources: Any) -> bool | None:
+    def held_at_death(self, resources: Any) -> bool:
         # a dropped streamed response keeps its slot in httpcore's pool (the pool holds the
-        # slot strongly, the record weakly): the slot still alive is the leak
-        return slot_held(resources)
+        # slot strongly, the record weakly): the slot still alive is the leak, as long as
+        # the pool still gives that slot's open connection to the response
+        _, slot_ref, stream_ref, pool_ref = resources
+        slot = slot_ref()
+        if slot is None:  # the pool let go of it: the stream was closed
+            return False
+        # a response dying of its last reference still holds its stream and slot as it is
+        # judged (httpx2's are in no cycle), and a slot may outlive its use: the stream's own
+        # flag and the pool's list of requests say whether it was given back
+        stream = stream_ref()
+        if stream is not None and getattr(stream, "_closed", False):
+            return False
+        pool = pool_ref() if pool_ref is not None else None
+        requests = getattr(pool, "_requests", None)
+        if isinstance(requests, list):
+            for r in requests:  # speed: no generator per response (once per death)
+                if r is slot:
+                    break
+            else:
+                return False
+        return connection_open(slot)
 
     def resources_closed(self, resources: Any) -> bool:
-        return not slot_held(resources)
+        return not self.held_at_death(resources)
 
     def revived(self, resources: Any) -> object:
         # resources[0]: the transport's stream under the response's own (whose Bound*Stream
@@ -160,13 +157,21 @@ class HttpxIntegration(Integration):
         # a response that is not streamed was read whole and closed: skipped
         if not kwargs.get("stream") or result.is_closed:
             return
-        core = pool_stream(result)
+        bound = getattr(getattr(result, "stream", None), "_stream", None)  # pool_stream(), inline
+        core = getattr(bound, "_httpcore_stream", None)
         slot = getattr(core, "_pool_request", None) or getattr(core, "_status", None)
         if slot is None:
             return  # not from a connection pool (a mock or custom transport)
-        url = result.request.url
         pool = getattr(core, "_pool", None)
+        # the origin from httpcore's request in the slot: plain attributes, where httpx's URL
+        # computes each (its host decoded from IDNA: the pools' origins show it encoded)
+        url = slot.request.url
         track_response(result, RESPONSES, self.response_name,
-                       origin_of(str(url.scheme), str(url.host), url.port),
-                       [result.stream._stream, weakref.ref(slot), weakref.ref(core),
+                       _core_origin(url.scheme, url.host, url.port),
+                       [bound, weakref.ref(slot), weakref.ref(core),
                         None if pool is None else weakref.ref(pool)], user)
+
+
+@functools.lru_cache(maxsize=512)
+def _core_origin(scheme: bytes, host: bytes, port: int | None) -> str:
+    return origin_of(scheme.decode("ascii"), host.decode("ascii"), port)
