@@ -55,10 +55,9 @@ class Record(weakref.ref):  # type: ignore[type-arg]
     new_record() (one C call and one Python call, not a Python __new__ and __init__).
     """
 
-    __slots__ = ("close_called", "closed", "closed_at", "created", "held", "integration", "key",
-                 "kind",
-                 "last_code", "last_lasti", "last_time", "origin", "owner", "resources", "seq",
-                 "site", "stack", "task", "thread", "type_name", "uses")
+    # what both kinds change; a session's own fields and the kind are its subclass's
+    __slots__ = ("close_called", "closed", "created", "held", "integration", "key", "origin",
+                 "owner", "resources", "seq", "site", "stack", "task", "thread", "type_name")
 
     key: int
     seq: int
@@ -117,6 +116,25 @@ class Record(weakref.ref):  # type: ignore[type-arg]
         return not closed
 
 
+class _SessionRecord(Record):
+    """A session's record: requests made, the last one, the close (used after close)."""
+
+    __slots__ = ("closed_at", "last_code", "last_lasti", "last_time", "uses")
+    kind = SESSION
+
+
+class _ResponseRecord(Record):
+    """A response's record: a session's own fields are constants (fewer stores, smaller)."""
+
+    __slots__ = ()
+    kind = RESPONSE
+    uses = 0
+    last_code = None
+    last_lasti = -1
+    last_time = 0.0
+    closed_at = None
+
+
 _new_ref = weakref.ref.__new__
 # ident -> Thread: the table current_thread() reads, read here without its two Python calls
 # (current_thread() and the `name` property) per record
@@ -125,9 +143,10 @@ _THREADS: dict[int, Any] = getattr(threading, "_active", {})
 
 def new_record(session: object, callback: Callable[[Record], None], key: int,
                integration: Reader, type_name: str, stack: Stack, resources: object,
-               kind: str) -> Record:
+               kind: str, owner: object = None, origin: str = "") -> Record:
     """A record of a session (or response) just made: a weak reference to it with `callback`."""
-    record: Record = _new_ref(Record, session, callback)
+    record: Record = _new_ref(_ResponseRecord if kind is RESPONSE else _SessionRecord,
+                              session, callback)
     record.key = key
     record.seq = 0
     record.integration = integration
@@ -150,20 +169,20 @@ def new_record(session: object, callback: Callable[[Record], None], key: int,
     record.closed = False
     # an async close() was called: whether it ran is the library's state, read later
     record.close_called = False
-    record.owner = None  # who owes the close (the pytest plugin: a test or fixture)
-    record.kind = kind
-    # requests made (sessions): how many, and the user's frame of the last one
-    record.uses = 0
-    record.last_code = None
-    record.last_lasti = -1
-    record.last_time = 0.0
-    # (code, offset, monotonic time) of the close; kept while a closed session lives
-    record.closed_at = None
+    record.owner = owner  # who owes the close (the pytest plugin: a test or fixture)
     # responses: whether it held a connection when it died, read before its finalizer
     # (None: not known yet); and the origin it holds a connection to
     record.held = None
-    record.origin = ""
+    record.origin = origin
     record.site = None  # its creation site's counts (a _sites.Site)
+    if kind is not RESPONSE:
+        # requests made (sessions): how many, and the user's frame of the last one
+        record.uses = 0
+        record.last_code = None
+        record.last_lasti = -1
+        record.last_time = 0.0
+        # (code, offset, monotonic time) of the close; kept while a closed session lives
+        record.closed_at = None
     return record
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
+from ._masking import masked
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
@@ -64,7 +66,13 @@ def capture_from(frame: FrameType | None, depth: int) -> Stack:
         append(frame.f_lasti)
         frame = frame.f_back
         depth -= 1
-    return _intern(tuple(out))
+    stack = tuple(out)
+    n = len(stack)
+    if n >= 4:  # _intern()'s lookup, inline: once per response
+        known = _INTERNED.get((n, id(stack[0]), stack[1], id(stack[2]), stack[3]))
+        if known is not None and known == stack:
+            return known
+    return _intern(stack)
 
 
 _CTOR_NAMES = frozenset(("__init__", "__post_init__", "__attrs_post_init__"))
@@ -211,34 +219,10 @@ def frames(stack: Stack) -> list[Frame]:
         path = abspath(code.co_filename)
         if path.startswith(hidden) or path in launchers:
             continue
-        source = _masked(linecache.getline(code.co_filename, line).strip())
+        source = masked(linecache.getline(code.co_filename, line).strip())
         out.append(Frame(code.co_filename, line, code.co_name,
                          modules.get(code.co_filename, ""), source))
     return out
-
-
-_SECRET_WORDS = ("key", "token", "secret", "password", "passwd", "auth", "credential")
-
-
-def _masked(source: str) -> str:
-    """The source line with secrets shown as ***: literals given to secret-looking names,
-    URL passwords (`user:***@`) and secret-looking query parameters (`?token=***`)."""
-    lowered = source.lower()
-    url_password = "://" in source and "@" in source
-    if not url_password and not any(word in lowered for word in _SECRET_WORDS):
-        return source  # the common case: no regular expression at all
-    import re
-
-    if url_password:  # `scheme://user:PASSWORD@host`: the password
-        source = re.sub(r"""(?i)(\b[a-z][a-z0-9+.-]*://[^\s/?#@:'"]*:)[^\s/?#@'"]+@""",
-                        r"\1***@", source)
-    # `?api_key=...`, `&token=...` in a URL: the value
-    source = re.sub(r"""(?i)([?&;][\w.-]*(?:key|token|secret|passw(?:or)?d|auth|credential)"""
-                    r"""[\w.-]*=)[^&#\s'"]*""", r"\1***", source)
-    # `api_key="sk-..."`, `token='...'`, `"password": "..."`: the literal is replaced
-    return re.sub(r"""(?i)((?:key|token|secret|passw(?:or)?d|auth\w*|credentials?)['"]?"""
-                  r"""\s*[=:]\s*[rbuf]{0,2})(['"])(?:\\.|(?!\2).)*\2""",
-                  lambda m: f"{m.group(1)}{m.group(2)}***{m.group(2)}", source)
 
 
 def format_stack(stack: Stack, header: str) -> str:

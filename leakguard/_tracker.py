@@ -96,15 +96,16 @@ class Tracker(Verdicts):
     # -- the hot path ----------------------------------------------------------------------
 
     def track(self, session: object, integration: Reader, type_name: str,
-              stack: Stack, kind: str = SESSION, resources: object = None) -> Record | None:
-        """Start tracking a freshly constructed session (or a response holding a connection)."""
+              stack: Stack, kind: str = SESSION, resources: object = None,
+              origin: str = "") -> Record | None:
+        """Start tracking a freshly constructed session (or a response holding a connection
+        to `origin`)."""
         key = id(session)
         if kind is SESSION:
             resources = integration.resources(session)
-        record = new_record(session, self._on_death, key, integration, type_name, stack,
-                            resources, kind)
         owner = self.owner if self.owner_of is None else self.owner_of(stack)
-        record.owner = owner
+        record = new_record(session, self._on_death, key, integration, type_name, stack,
+                            resources, kind, owner, origin)
         with self._lock:
             old = self._live.get(key)
             if old is not None:

@@ -96,7 +96,17 @@ def note_request(session: object, reusable: bool, closer: str) -> FrameType | No
         if record is None or not TRACKER.reopen(record):
             return None
         _reused(record, closer)
-    found = user_frame(sys._getframe(2))  # above the wrapper: the library's method, then on
+    # the user's frame: user_frame(), inline (once per request); above the wrapper first
+    found: FrameType | None = sys._getframe(2)
+    n = _MAX_WALK
+    while found is not None and n:
+        seen = _USER.get(id(found.f_code))
+        if (_is_user(found.f_code) if seen is None else seen[1]):
+            break
+        found = found.f_back
+        n -= 1
+    else:
+        found = user_frame(sys._getframe(2))  # none: the fallback
     if found is not None:
         record.last_code = found.f_code
         record.last_lasti = found.f_lasti

@@ -81,11 +81,9 @@ def track_response(response: object, reader: ResponseReader, type_name: str, whe
     """
     if user is None:
         user = innermost_user(sys._getframe(1))
-    stack = _stacks.capture_from(user, TRACKER.stack_depth)
-    record = TRACKER.track(response, reader, type_name, stack, RESPONSE, resources)
-    if record is not None:
-        record.origin = where
-    return record
+    return TRACKER.track(response, reader, type_name,
+                         _stacks.capture_from(user, TRACKER.stack_depth), RESPONSE, resources,
+                         where)
 
 
 def snapshot(response: object, reader: ResponseReader) -> None:
