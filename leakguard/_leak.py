@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from time import monotonic as _now
 
-from . import _stacks
+from . import _frames, _stacks
 from ._config import ROOT_PID
 from ._guard import guard
 
@@ -68,7 +68,7 @@ class Leak:
                                  "age_s": round(_now() - record.last_time, 3)}
         self._raw_stack = record.stack
         self._site: tuple[str, int, str] | None = None
-        self.frames = _stacks.frames(record.stack)
+        self.frames = _frames.frames(record.stack)
 
     @property
     def stack(self) -> list[dict[str, object]]:
@@ -126,7 +126,7 @@ class Leak:
         shown = [f for f in self.frames if not _stacks.abspath(f.file).startswith(hide)] \
             if hide else self.frames
         return (f"leakguard: {self.headline()}\n"
-                + _stacks.format_frames(shown, f"{short} created at"))
+                + _frames.format_frames(shown, f"{short} created at"))
 
     def site(self, library_dirs: tuple[str, ...] = ()) -> tuple[str, int, str]:
         """The creation site (file, line, function) that groups the summary (_stacks.site)."""

@@ -9,7 +9,7 @@ import logging
 import os
 import threading
 
-from . import _stacks
+from . import _frames, _stacks
 from ._config import RUN_STATUS
 from ._emit import emit, logger, set_level
 from ._leak import EVENTS, OTHER_EVENTS, Leak, count_connections_now
@@ -90,7 +90,7 @@ class Reporter:
         if event == "created":
             where = f"thread {record.thread}" + (f", task {record.task}" if record.task else "")
             text = (f"leakguard: {record.type_name} created in {where}\n"
-                    + _stacks.format_stack(record.stack, f"{short} created at"))
+                    + _frames.format_stack(record.stack, f"{short} created at"))
         else:
             text = f"leakguard: {record.type_name} closed after {record.age():.1f} s"
         emit(logging.DEBUG, text)

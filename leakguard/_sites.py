@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from . import _stacks
+from . import _frames, _stacks
 from ._guard import guard
 
 TYPE_CHECKING = False
@@ -134,9 +134,9 @@ class Sites:
             short = record.type_name.rsplit(".", 1)[-1]
             head = (f"leakguard: {count} {record.type_name} open at once, all created at "
                     f"{site.label()} \N{EM DASH} is a session made for every request?")
-            found = _stacks.frames(record.stack)
+            found = _frames.frames(record.stack)
             self.emit(logging.WARNING,
-                 head + "\n" + _stacks.format_frames(found, f"{short} created at"))
+                 head + "\n" + _frames.format_frames(found, f"{short} created at"))
             if self.report:
                 from ._jsonl import append
 

@@ -7,7 +7,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Protocol
 
-    from ._stacks import Frame
+    from ._frames import Frame
 
     class Leak(Protocol):
         """What a rule is matched against (a _report.Leak): declared here so the report

@@ -6,7 +6,7 @@ import logging
 import sys
 from time import monotonic
 
-from . import _stacks
+from . import _frames, _stacks
 from ._tracker import TRACKER
 
 TYPE_CHECKING = False
@@ -147,9 +147,9 @@ def _reused(record: Record, closer: str) -> None:
                 f"in {code.co_name}; ")
         closed_info = {"file": code.co_filename, "line": line, "function": code.co_name,
                        "age_s": round(age, 3)}
-    used = _stacks.frames(use)
+    used = _frames.frames(use)
     text = (f"leakguard: {record.type_name} used after {closer}() ({when}its new connections "
-            f"stay open until it is closed again)\n" + _stacks.format_frames(used, "Used at"))
+            f"stay open until it is closed again)\n" + _frames.format_frames(used, "Used at"))
     _report.emit(logging.WARNING, text)
     if reporter.options.report:
         from ._jsonl import append
