@@ -7,7 +7,7 @@ import sys
 from collections.abc import Coroutine
 
 from .. import _stacks
-from .._guard import guard, internal_error
+from .._guard import internal_error
 from .._tracker import RESPONSE, TRACKER
 from .._unseen import unseen_by_warnings
 from .._usage import innermost_user, note_request
@@ -103,14 +103,14 @@ class _Then(Coroutine):  # type: ignore[type-arg]
     Not a coroutine of ours around it: one never awaited must warn under its own name only.
     """
 
-    __slots__ = ("_coro", "_guarded", "_instance", "_kwargs", "_then")
+    __slots__ = ("_coro", "_instance", "_kwargs", "_then", "_where")
 
-    def __init__(self, coro: Any, then: Any, instance: Any, kwargs: Any, guarded: Any) -> None:
+    def __init__(self, coro: Any, then: Any, instance: Any, kwargs: Any, where: str) -> None:
         self._coro = coro
         self._then = then
         self._instance = instance
         self._kwargs = kwargs
-        self._guarded = guarded
+        self._where = where
 
     def send(self, value: Any) -> Any:
         try:
@@ -136,18 +136,27 @@ class _Then(Coroutine):  # type: ignore[type-arg]
         return self
 
     def __next__(self) -> Any:
-        # what an awaiting coroutine calls at each step: send(None) inline, one call less
+        # what an awaiting coroutine calls at each step (every request: _done() inline, and
+        # try/except hands an error to the guard's handler, as `with guard` does, without
+        # its two calls)
         try:
             return self._coro.send(None)
         except StopIteration as stop:
-            self._done(stop.value)
+            # runs in the frame chain of the awaiting coroutine: its stack reaches the user
+            instance, kwargs, self._instance, self._kwargs = \
+                self._instance, self._kwargs, None, None
+            try:
+                self._then(instance, stop.value, kwargs)
+            except Exception as exc:
+                internal_error(self._where, exc)
             raise
 
     def _done(self, result: Any) -> None:
-        # runs in the frame chain of the awaiting coroutine: its stack reaches the user
         instance, kwargs, self._instance, self._kwargs = self._instance, self._kwargs, None, None
-        with self._guarded:
+        try:
             self._then(instance, result, kwargs)
+        except Exception as exc:
+            internal_error(self._where, exc)
 
 
 def _closed(session: Any, _result: Any, closed_at: Any) -> None:
@@ -156,14 +165,13 @@ def _closed(session: Any, _result: Any, closed_at: Any) -> None:
 
 def closed_when_done(coro: Any, session: Any, closed_at: Any, where: str) -> Any:
     """The library's close coroutine, driven as is; the session closed once it has run."""
-    return _Then(coro, _closed, session, closed_at, guard(where))
+    return _Then(coro, _closed, session, closed_at, where)
 
 
 def request_wrapper(integration: Any, method: Any) -> Any:
     """The wrapper of a session method that makes one request: last use, use after close and,
     when the integration tracks responses, the response it returns."""
     where = f"a request of a {integration.name} session"
-    guarded = guard(where)
     reusable = integration.reusable
     closer = integration.closers[0] if integration.closers else "close"
     on_response = integration.on_response if integration.tracks_responses() else None
@@ -177,7 +185,7 @@ def request_wrapper(integration: Any, method: Any) -> Any:
             except Exception as exc:
                 internal_error(where, exc)
             coro = wrapped(*args, **kwargs)
-            return _Then(coro, on_response, instance, kwargs, guarded)
+            return _Then(coro, on_response, instance, kwargs, where)
 
         return async_request
 

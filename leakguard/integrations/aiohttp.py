@@ -114,7 +114,10 @@ class AiohttpIntegration(Integration):
 
     def on_response(self, session: Any, result: Any, kwargs: Any) -> None:
         # most responses arrive whole and aiohttp has released their connection already:
-        # only one still holding it is tracked, from the user's line that awaited it
+        # only one still holding it is tracked, from the user's line that awaited it (the
+        # common case first, inline: every request passes here)
+        if result._connection is None or result._closed:
+            return
         if RESPONSES.holds(result):
             cls = type(result)
             name = "aiohttp.ClientResponse" if cls is self._response_class else \
