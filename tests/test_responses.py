@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import http.server
+import importlib.util
 import json
 import weakref
 from collections.abc import Iterator
@@ -625,6 +626,8 @@ def work(cls):
 def test_urllib3_response_in_a_reference_cycle(holder: str) -> None:
     # judged at the end of the collection: io's finalizer closes the response on its way
     # out (the state is read just before), the program's own finalizer may release it
+    if holder == "Holder" and importlib.util.find_spec("urllib3_future") is not None:
+        pytest.skip("urllib3-future's pools do not say which connections are idle: not told")
     code = BIG_SERVER + URLLIB3_CYCLE + f"""
 work({holder})
 print("dropped", flush=True)

@@ -77,9 +77,11 @@ RESPONSES = Urllib3Responses()
 
 
 def put_back(connection: Any, pool: Any) -> bool:
-    """Whether a connection is back among its pool's idle ones (False: cannot tell)."""
+    """Whether a connection is back among its pool's idle ones (True: cannot tell)."""
     idle = getattr(getattr(pool, "pool", None), "queue", None)  # urllib3's LifoQueue
-    return isinstance(idle, Iterable) and any(c is connection for c in list(idle))
+    if not isinstance(idle, Iterable):
+        return True  # urllib3-future's pools do not say which are idle: no false alarm
+    return any(c is connection for c in list(idle))
 
 
 def finalized_in_gc(response: Any) -> None:
@@ -96,6 +98,12 @@ def finalized_in_gc(response: Any) -> None:
     # it holds its connection now; judged when the collection ends (Verdicts), once the
     # cycle's other finalizers ran: an owner's __del__ may still release it to the pool
     record.resources = (response.__dict__.get("_connection"), response.__dict__.get("_pool"))
+
+
+def _in_del(response: Any) -> bool:
+    """Whether close() is called by the response's own __del__ (urllib3-future has one)."""
+    caller = sys._getframe(2)  # _in_del <- our close wrapper <- its caller
+    return caller.f_code.co_name == "__del__" and caller.f_locals.get("self") is response
 
 
 class Urllib3Integration(Integration):
@@ -153,7 +161,7 @@ class Urllib3Integration(Integration):
                 with closing:
                     # io's finalizer closes a dropped response (and says so in _finalizing):
                     # whether it still held its connection is read now, before that close
-                    if instance.__dict__.get("_finalizing"):
+                    if instance.__dict__.get("_finalizing") or _in_del(instance):
                         if TRACKER._in_gc:
                             finalized_in_gc(instance)
                         else:
