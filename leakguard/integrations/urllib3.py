@@ -102,7 +102,10 @@ def finalized_in_gc(response: Any) -> None:
 
 def _in_del(response: Any) -> bool:
     """Whether close() is called by the response's own __del__ (urllib3-future has one)."""
-    caller = sys._getframe(2)  # _in_del <- our close wrapper <- its caller
+    try:
+        caller = sys._getframe(2)  # _in_del <- our close wrapper <- its caller
+    except ValueError:  # called from C with no Python caller (atexit.register(r.close))
+        return False
     return caller.f_code.co_name == "__del__" and caller.f_locals.get("self") is response
 
 
