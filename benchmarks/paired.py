@@ -17,11 +17,14 @@ import math
 import statistics
 import time
 from collections.abc import Sequence
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, TypeVar
 
 # a round whose CPU share of the wall time fell below this fraction of its mode's median
 # share was waiting for a core (other load), not for the server
 DISTURBED = 0.8
+
+
+T = TypeVar("T")
 
 
 class Estimate(NamedTuple):
@@ -99,30 +102,12 @@ def run(run_round: Callable[[], list[float]], pairs: int,
     [wall, cpu, switches] (seconds per operation, involuntary context switches). `extra`
     modes (tracemalloc) run after every `every`-th pair.
     """
-    import tracemalloc
-
-    import leakguard
-
     out: dict[str, list[list[float]]] = {m: [] for m in ("off", "on", *extra)}
-    # warm up once in each mode (untimed), as side_by_side does
-    run_round()
-    leakguard.enable()
-    try:
-        run_round()
-    finally:
-        leakguard.disable()
+    warm_up(run_round)
 
     def one(mode: str) -> None:
         gc.collect()
-        if mode == "on":
-            leakguard.enable()
-        elif mode == "tracemalloc":
-            tracemalloc.start(25)
-        try:
-            out[mode].append(run_round())
-        finally:
-            leakguard.disable()
-            tracemalloc.stop()
+        out[mode].append(in_mode(mode, run_round))
 
     for k in range(pairs):
         for mode in ("off", "on") if k % 2 == 0 else ("on", "off"):
@@ -131,3 +116,34 @@ def run(run_round: Callable[[], list[float]], pairs: int,
             for mode in extra:
                 one(mode)
     return out
+
+
+def warm_up(run_round: Callable[[], object]) -> None:
+    """One untimed round in each mode: imports, caches, the first stack, and what the first
+    enable() leaves for good (its variable in os.environ, which requests reads at every
+    request), so that every timed round, off or on, starts from the same state."""
+    import leakguard
+
+    run_round()
+    leakguard.enable()
+    try:
+        run_round()
+    finally:
+        leakguard.disable()
+
+
+def in_mode(mode: str, run_round: Callable[[], T]) -> T:
+    """One round with leakguard off, on, or tracemalloc (25 frames) on."""
+    import tracemalloc
+
+    import leakguard
+
+    if mode == "on":
+        leakguard.enable()
+    elif mode == "tracemalloc":
+        tracemalloc.start(25)
+    try:
+        return run_round()
+    finally:
+        leakguard.disable()
+        tracemalloc.stop()

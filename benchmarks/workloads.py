@@ -79,31 +79,11 @@ def versions() -> str:
 def side_by_side(run_round: Callable[[], float], rounds: int,
                  modes: tuple[str, ...] = ("off", "on")) -> dict[str, list[float]]:
     """Alternate leakguard off/on (and tracemalloc) round by round in this one process."""
-    import tracemalloc
-
-    import leakguard
-
     results: dict[str, list[float]] = {m: [] for m in modes}
-    # warm up, once in each mode (untimed): imports, caches, the first stack; and what the
-    # first enable() leaves for good (its variable in os.environ, which requests reads at
-    # every request): every timed round, off or on, then starts from the same state
-    run_round()
-    leakguard.enable()
-    try:
-        run_round()
-    finally:
-        leakguard.disable()
+    paired.warm_up(run_round)
     for n in range(rounds):
         for mode in modes if n % 2 == 0 else reversed(modes):
-            if mode == "on":
-                leakguard.enable()
-            elif mode == "tracemalloc":
-                tracemalloc.start(25)
-            try:
-                results[mode].append(run_round())
-            finally:
-                leakguard.disable()
-                tracemalloc.stop()
+            results[mode].append(paired.in_mode(mode, run_round))
     return results
 
 

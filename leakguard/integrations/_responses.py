@@ -86,15 +86,22 @@ def track_response(response: object, reader: ResponseReader, type_name: str, whe
                          where)
 
 
-def snapshot(response: object, reader: ResponseReader) -> None:
-    """Just before the library's finalizer of a dropped response: did it hold a connection?"""
+def dying_record(response: object) -> Record | None:
+    """The record of a response its library is finalizing; None: untracked (or an id reused)."""
     record = TRACKER._live.get(id(response))
     if record is None or record.kind is not RESPONSE:
-        return
+        return None
     alive = record()
     if alive is not None and alive is not response:
-        return
-    record.held = reader.holds(response)
+        return None
+    return record
+
+
+def snapshot(response: object, reader: ResponseReader) -> None:
+    """Just before the library's finalizer of a dropped response: did it hold a connection?"""
+    record = dying_record(response)
+    if record is not None:
+        record.held = reader.holds(response)
 
 
 class _Then(Coroutine):  # type: ignore[type-arg]

@@ -7,9 +7,9 @@ import sys
 from collections.abc import Iterable
 
 from .._guard import guard
-from .._tracker import RESPONSE, TRACKER
+from .._tracker import TRACKER
 from ._base import Integration, origin, tally
-from ._responses import ResponseReader, origin_of, snapshot, track_response
+from ._responses import ResponseReader, dying_record, origin_of, snapshot, track_response
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -86,11 +86,8 @@ def put_back(connection: Any, pool: Any) -> bool:
 
 def finalized_in_gc(response: Any) -> None:
     """io's finalizer closes a response of cyclic garbage: what to judge it by at the end."""
-    record = TRACKER._live.get(id(response))
-    if record is None or record.kind is not RESPONSE:
-        return
-    alive = record()
-    if alive is not None and alive is not response:
+    record = dying_record(response)
+    if record is None:
         return
     if not raw_holds(response):
         record.held = False
