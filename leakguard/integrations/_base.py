@@ -254,8 +254,10 @@ class Integration:
 
     # -- the request path and responses (see _responses.py) -------------------------------
 
-    def on_response(self, session: Any, result: Any, kwargs: Any) -> None:
-        """A requester returned `result`: track it if it is a response holding a connection."""
+    def on_response(self, session: Any, result: Any, kwargs: Any, user: Any = None) -> None:
+        """A requester returned `result`: track it if it is a response holding a connection.
+
+        `user`: the user's frame (a plain requester), or where an async one was called."""
 
     def tracks_responses(self) -> bool:
         """Whether the requesters' results are looked at (on_response is overridden)."""

@@ -10,15 +10,18 @@ from .. import _stacks
 from .._guard import internal_error
 from .._tracker import RESPONSE, TRACKER
 from .._unseen import unseen_by_warnings
-from .._usage import innermost_user, note_request
+from .._usage import _MAX_WALK, innermost_user, note_request
 from .._wrapt import is_coroutine_function
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from types import FrameType
+    from types import CodeType, FrameType
     from typing import Any
 
     from .._record import Record
+
+    # where an async request was called: the user's frame's code and offset (no frame held)
+    CalledAt = tuple[CodeType, int]
 
 
 class ResponseReader:
@@ -73,17 +76,42 @@ def origin_of(scheme: str, host: str, port: int | None) -> str:
 
 
 def track_response(response: object, reader: ResponseReader, type_name: str, where: str,
-                   resources: object = None, user: FrameType | None = None) -> Record | None:
+                   resources: object = None, user: FrameType | CalledAt | None = None
+                   ) -> Record | None:
     """Track a response that holds a connection to `where` (an origin); its record.
 
     Its stack starts at the user's line that made the request, not in the library: `user`,
-    that frame when the request path found it already (note_request), else looked for here.
+    that frame when the request path found it already (note_request), else looked for here;
+    for an async request, (code, offset) of the frame that called the request (_Then).
     """
+    depth = TRACKER.stack_depth
     if user is None:
-        user = innermost_user(sys._getframe(1))
-    return TRACKER.track(response, reader, type_name,
-                         _stacks.capture_from(user, TRACKER.stack_depth), RESPONSE, resources,
-                         where)
+        stack = _stacks.capture_from(innermost_user(sys._getframe(1)), depth)
+    elif isinstance(user, tuple):
+        found = innermost_user(sys._getframe(1))
+        # awaited by the coroutine that called it, the chain here is the caller's; driven by
+        # a Task (asyncio.gather, create_task), it is the event loop's
+        stack = _stacks.capture_from(found, depth) if found.f_code is user[0] else \
+            called_from(user, found, depth)
+    else:
+        stack = _stacks.capture_from(user, depth)
+    return TRACKER.track(response, reader, type_name, stack, RESPONSE, resources, where)
+
+
+def called_from(called_at: CalledAt, frame: FrameType | None, depth: int) -> _stacks.Stack:
+    """The stack of an async request whose response arrived in a chain other than its
+    caller's: the line that made the request, then its frame's callers if that frame is in
+    the chain (awaited further out), else that line alone (its callers are not known)."""
+    code, lasti = called_at
+    if depth <= 0:
+        return ()
+    n = _MAX_WALK
+    while frame is not None and n:
+        if frame.f_code is code:
+            return _stacks._intern((code, lasti, *_stacks.capture_from(frame.f_back, depth - 1)))
+        frame = frame.f_back
+        n -= 1
+    return _stacks._intern((code, lasti))
 
 
 def dying_record(response: object) -> Record | None:
@@ -110,14 +138,17 @@ class _Then(Coroutine):  # type: ignore[type-arg]
     Not a coroutine of ours around it: one never awaited must warn under its own name only.
     """
 
-    __slots__ = ("_coro", "_instance", "_kwargs", "_then", "_where")
+    __slots__ = ("_called_at", "_coro", "_instance", "_kwargs", "_then", "_where")
 
-    def __init__(self, coro: Any, then: Any, instance: Any, kwargs: Any, where: str) -> None:
+    def __init__(self, coro: Any, then: Any, instance: Any, kwargs: Any, where: str,
+                 called_at: CalledAt | None = None) -> None:
         self._coro = coro
         self._then = then
         self._instance = instance
         self._kwargs = kwargs
         self._where = where
+        # not the frame: a frame held here could form a cycle with an unawaited request
+        self._called_at = called_at
 
     def send(self, value: Any) -> Any:
         try:
@@ -149,11 +180,12 @@ class _Then(Coroutine):  # type: ignore[type-arg]
         try:
             return self._coro.send(None)
         except StopIteration as stop:
-            # runs in the frame chain of the awaiting coroutine: its stack reaches the user
+            # runs in the frame chain of the awaiting coroutine: its stack reaches the user;
+            # driven by a Task (asyncio.gather), the line that called is in _called_at
             instance, kwargs, self._instance, self._kwargs = \
                 self._instance, self._kwargs, None, None
             try:
-                self._then(instance, stop.value, kwargs)
+                self._then(instance, stop.value, kwargs, self._called_at)
             except Exception as exc:
                 internal_error(self._where, exc)
             raise
@@ -161,12 +193,12 @@ class _Then(Coroutine):  # type: ignore[type-arg]
     def _done(self, result: Any) -> None:
         instance, kwargs, self._instance, self._kwargs = self._instance, self._kwargs, None, None
         try:
-            self._then(instance, result, kwargs)
+            self._then(instance, result, kwargs, self._called_at)
         except Exception as exc:
             internal_error(self._where, exc)
 
 
-def _closed(session: Any, _result: Any, closed_at: Any) -> None:
+def _closed(session: Any, _result: Any, closed_at: Any, _called_at: Any) -> None:
     TRACKER.close(session, closed_at)
 
 
@@ -187,12 +219,16 @@ def request_wrapper(integration: Any, method: Any) -> Any:
 
     if on_response is not None and is_coroutine_function(method):
         def async_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            called_at = None
             try:
-                note_request(instance, reusable, closer)
+                user = note_request(instance, reusable, closer)
+                if user is not None:
+                    # the response's stack if a Task drives the request (asyncio.gather)
+                    called_at = (user.f_code, user.f_lasti)
             except Exception as exc:
                 internal_error(where, exc)
             coro = wrapped(*args, **kwargs)
-            return _Then(coro, on_response, instance, kwargs, where)
+            return _Then(coro, on_response, instance, kwargs, where, called_at)
 
         return async_request
 

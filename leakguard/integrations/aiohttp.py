@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
     from .._record import Record
+    from ._responses import CalledAt
 
 
 class AiohttpResponses(ResponseReader):
@@ -112,7 +113,8 @@ class AiohttpIntegration(Integration):
                           if getattr(proto, "transport", None) is not None))
                      for key, entries in list(conns.items()))
 
-    def on_response(self, session: Any, result: Any, kwargs: Any) -> None:
+    def on_response(self, session: Any, result: Any, kwargs: Any,
+                    user: CalledAt | None = None) -> None:
         # most responses arrive whole and aiohttp has released their connection already:
         # only one still holding it is tracked, from the user's line that awaited it (the
         # common case first, inline: every request passes here)
@@ -124,7 +126,8 @@ class AiohttpIntegration(Integration):
                 f"{cls.__module__}.{cls.__qualname__}"
             url = result.url
             record = track_response(result, RESPONSES, name,
-                                    origin_of(str(url.scheme), str(url.host), url.port))
+                                    origin_of(str(url.scheme), str(url.host), url.port),
+                                    None, user)
             if record is not None:
                 result._connection.add_callback(_released(record))
 

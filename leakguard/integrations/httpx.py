@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from types import FrameType, ModuleType
     from typing import Any
 
+    from ._responses import CalledAt
+
 
 def _pool_connections(transport: Any) -> list[Any] | None:
     pool = getattr(transport, "_pool", None)
@@ -153,7 +155,7 @@ class HttpxIntegration(Integration):
                      for found in pools for c in found or () if not c.is_closed())
 
     def on_response(self, session: Any, result: Any, kwargs: Any,
-                    user: FrameType | None = None) -> None:
+                    user: FrameType | CalledAt | None = None) -> None:
         # a response that is not streamed was read whole and closed: skipped
         if not kwargs.get("stream") or result.is_closed:
             return

@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from types import FrameType
     from typing import Any
 
+    from ._responses import CalledAt
+
 
 class RequestsResponses(ResponseReader):
     """requests.Response (stream=True): holds its connection through its urllib3 `raw`."""
@@ -56,7 +58,7 @@ class RequestsIntegration(Integration):
         return tally(pair for m in managers for pair in pool_counts(m.pools))
 
     def on_response(self, session: Any, result: Any, kwargs: Any,
-                    user: FrameType | None = None) -> None:
+                    user: FrameType | CalledAt | None = None) -> None:
         # a response that is not streamed was read whole, its connection released: skipped
         if not kwargs.get("stream"):
             return
