@@ -115,37 +115,6 @@ def note_request(session: object, reusable: bool, closer: str) -> FrameType | No
     return found
 
 
-def note_async_request(session: object, reusable: bool,
-                       closer: str) -> tuple[CodeType, int] | None:
-    """note_request() for a coroutine function's call: where the user's frame called it
-    (its code and offset, read once for both), not the frame, which must not be held."""
-    record = TRACKER._live.get(id(session))
-    if record is None or record() is not session:
-        if not reusable or not TRACKER._closed:
-            return None
-        record = TRACKER.closed_record(session)
-        if record is None or not TRACKER.reopen(record):
-            return None
-        _reused(record, closer)
-    found: FrameType | None = sys._getframe(2)
-    n = _MAX_WALK
-    while found is not None and n:
-        seen = _USER.get(id(found.f_code))
-        if (_is_user(found.f_code) if seen is None else seen[1]):
-            break
-        found = found.f_back
-        n -= 1
-    else:
-        found = user_frame(sys._getframe(2))
-    record.last_time = monotonic()
-    record.uses += 1
-    if found is None:
-        return None
-    record.last_code = code = found.f_code
-    record.last_lasti = lasti = found.f_lasti
-    return code, lasti
-
-
 def closed_here() -> tuple[CodeType, int, float]:
     """Where (the user's frame) and when a session is being closed, for used-after-close."""
     try:

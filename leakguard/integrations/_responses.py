@@ -10,7 +10,7 @@ from .. import _stacks
 from .._guard import internal_error
 from .._tracker import RESPONSE, TRACKER
 from .._unseen import unseen_by_warnings
-from .._usage import _MAX_WALK, innermost_user, note_async_request, note_request
+from .._usage import _MAX_WALK, innermost_user, note_request
 from .._wrapt import is_coroutine_function
 
 TYPE_CHECKING = False
@@ -221,8 +221,12 @@ def request_wrapper(integration: Any, method: Any) -> Any:
         def async_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             called_at = None
             try:
-                # the response's stack if a Task drives the request (asyncio.gather)
-                called_at = note_async_request(instance, reusable, closer)
+                # the response's stack if a Task drives the request (asyncio.gather): where
+                # the user's frame called it, not the frame (held, it could form a cycle
+                # with an unawaited request)
+                found = note_request(instance, reusable, closer)
+                if found is not None:
+                    called_at = (found.f_code, found.f_lasti)
             except Exception as exc:
                 internal_error(where, exc)
             coro = wrapped(*args, **kwargs)
