@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     class SiteCounts(Protocol):
         """Per-creation-site open counts (_sites.Sites), updated with the registry."""
 
+        # id(stack) -> (stack, type name, site): read inline on a response's hot path
+        _by_stack: dict[int, tuple[Stack, str, Any]]
+
         def opened(self, record: Record) -> Any:
             """Count a new record; a site to warn about (max-open), else None."""
 

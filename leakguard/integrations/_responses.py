@@ -8,6 +8,7 @@ from collections.abc import Coroutine
 
 from .. import _stacks
 from .._guard import internal_error
+from .._response_path import track_from
 from .._tracker import RESPONSE, TRACKER
 from .._unseen import unseen_by_warnings
 from .._usage import _MAX_WALK, innermost_user, note_request
@@ -84,18 +85,18 @@ def track_response(response: object, reader: ResponseReader, type_name: str, whe
     that frame when the request path found it already (note_request), else looked for here;
     for an async request, (code, offset) of the frame that called the request (_Then).
     """
-    depth = TRACKER.stack_depth
     if user is None:
-        stack = _stacks.capture_from(innermost_user(sys._getframe(1)), depth)
-    elif isinstance(user, tuple):
+        return track_from(response, reader, type_name, where, resources,
+                          innermost_user(sys._getframe(1)))
+    if isinstance(user, tuple):
         found = innermost_user(sys._getframe(1))
         # awaited by the coroutine that called it, the chain here is the caller's; driven by
         # a Task (asyncio.gather, create_task), it is the event loop's
-        stack = _stacks.capture_from(found, depth) if found.f_code is user[0] else \
-            called_from(user, found, depth)
-    else:
-        stack = _stacks.capture_from(user, depth)
-    return TRACKER.track(response, reader, type_name, stack, RESPONSE, resources, where)
+        if found.f_code is user[0]:
+            return track_from(response, reader, type_name, where, resources, found)
+        return track_from(response, reader, type_name, where, resources, None,
+                          called_from(user, found, TRACKER.stack_depth))
+    return track_from(response, reader, type_name, where, resources, user)
 
 
 def called_from(called_at: CalledAt, frame: FrameType | None, depth: int) -> _stacks.Stack:

@@ -1,0 +1,110 @@
+"""A streamed response's record made and registered in one call: the hot path of responses."""
+
+from __future__ import annotations
+
+import sys
+from threading import current_thread, get_ident
+from time import monotonic
+
+from . import _record, _stacks
+from ._record import _THREADS, _new_ref, _ResponseRecord
+from ._tracker import TRACKER
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import FrameType
+    from typing import Any
+
+    from ._record import Reader, Record
+    from ._stacks import Stack
+
+_INTERNED = _stacks._INTERNED
+
+
+def track_from(response: object, reader: Reader, type_name: str, origin: str,
+               resources: object, frame: FrameType | None, stack: Stack | None = None,
+               ) -> Record | None:
+    """Track a response that holds a connection to `origin`; its record (None: tracked).
+
+    Its stack is `stack`, else captured from `frame` outwards. What Tracker.track,
+    new_record, _stacks.capture_from and Sites.opened do for a response, inline: each is
+    a call less per streamed response.
+    """
+    tracker = TRACKER
+    if stack is None:
+        out: list[Any] = []
+        append = out.append
+        depth = tracker.stack_depth
+        while frame is not None and depth:
+            append(frame.f_code)
+            append(frame.f_lasti)
+            frame = frame.f_back
+            depth -= 1
+        stack = tuple(out)
+        n = len(stack)
+        known = _INTERNED.get((n, id(stack[0]), stack[1], id(stack[2]), stack[3])) \
+            if n >= 4 else None
+        stack = known if known is not None and known == stack else _stacks._intern(stack)
+    key = id(response)
+    record: Record = _new_ref(_ResponseRecord, response, tracker._on_death)
+    record.key = key
+    record.integration = reader
+    record.type_name = type_name
+    record.stack = stack
+    record.resources = resources  # weak references, or what dies with the response
+    record.created = monotonic()
+    thread = _THREADS.get(get_ident())
+    record.thread = thread._name if thread is not None else current_thread().name
+    record.task = None
+    asyncio = _record._asyncio
+    if asyncio:
+        loop = asyncio[0]()  # cheap, and no exception when there is none
+        if loop is not None:
+            task = asyncio[1](loop)
+            if task is not None:
+                record.task = str(task.get_name())
+    elif "asyncio" in sys.modules:
+        _record._asyncio_found()
+        record.task = _record._task_name()
+    record.closed = False
+    record.close_called = False
+    owner = record.owner = tracker.owner if tracker.owner_of is None else \
+        tracker.owner_of(stack)
+    record.held = None
+    record.origin = origin
+    crowded = None
+    with tracker._lock:
+        live = tracker._live
+        old = live.get(key)
+        if old is not None:
+            if old() is response:
+                return None  # tracked already (as in Tracker.track)
+            del live[key]
+            tracker._unown(old)
+        # numbered under the lock and appended: _live stays in creation order (since())
+        record.seq = next(tracker._seq)
+        live[key] = record
+        if owner is not None:
+            tracker._owners.add(record)
+        sites = tracker.sites
+        if sites is None:
+            record.site = None
+        else:
+            found = sites._by_stack.get(id(stack))
+            if found is not None and found[0] is stack and found[1] == type_name:
+                site = record.site = found[2]  # Sites.opened(), inline
+                site.open += 1
+                site.created += 1
+                if site.open == site.check_at:
+                    site.check_at = 0
+                    crowded = site
+            else:
+                record.site = None
+                crowded = sites.opened(record)
+    if crowded is not None and sites is not None:
+        sites.warn(crowded, record)
+    if old is not None:  # an earlier object at this address died unjudged: judge it now
+        tracker._report_if_open([old])
+    if tracker.on_event is not None:
+        tracker.on_event(record, "created")
+    return record
