@@ -6,6 +6,7 @@ import functools
 import sys
 import weakref
 
+from .._response_path import track_from
 from ._base import Integration, origin, tally
 from ._responses import ResponseReader, origin_of, track_response
 
@@ -67,17 +68,22 @@ class HttpxResponses(ResponseReader):
         # a dropped streamed response keeps its slot in httpcore's pool (the pool holds the
         # slot strongly, the record weakly): the slot still alive is the leak, as long as
         # the pool still gives that slot's open connection to the response
-        _, slot_ref, stream_ref, pool_ref = resources
+        bound, slot_ref, stream_ref, pool_ref = resources
         slot = slot_ref()
         if slot is None:  # the pool let go of it: the stream was closed
             return False
         # a response dying of its last reference still holds its stream and slot as it is
         # judged (httpx2's are in no cycle), and a slot may outlive its use: the stream's own
-        # flag and the pool's list of requests say whether it was given back
-        stream = stream_ref()
+        # flag and the pool's list of requests say whether it was given back. The stream is
+        # reached through `bound` (held until the verdict), else weakly (see revived())
+        if bound is not None:
+            stream = getattr(bound, "_httpcore_stream", None)
+            pool = getattr(stream, "_pool", None)
+        else:
+            stream = stream_ref() if stream_ref is not None else None
+            pool = pool_ref() if pool_ref is not None else None
         if stream is not None and getattr(stream, "_closed", False):
             return False
-        pool = pool_ref() if pool_ref is not None else None
         requests = getattr(pool, "_requests", None)
         if isinstance(requests, list):
             for r in requests:  # speed: no generator per response (once per death)
@@ -99,7 +105,12 @@ class HttpxResponses(ResponseReader):
         bound = resources[0]
         if bound is None or _refs(resources) <= _OURS:
             return None
+        # from now on the stream and its pool are read weakly (held_at_death)
+        stream = getattr(bound, "_httpcore_stream", None)
+        pool = getattr(stream, "_pool", None)
         resources[0] = None
+        resources[2] = None if stream is None else weakref.ref(stream)
+        resources[3] = None if pool is None else weakref.ref(pool)
         try:
             weakref.ref(bound)
         except TypeError:
@@ -159,19 +170,28 @@ class HttpxIntegration(Integration):
         # a response that is not streamed was read whole and closed: skipped
         if not kwargs.get("stream") or result.is_closed:
             return
-        bound = getattr(getattr(result, "stream", None), "_stream", None)  # pool_stream(), inline
-        core = getattr(bound, "_httpcore_stream", None)
+        try:  # pool_stream(), inline: plain attributes, read without getattr()'s calls
+            bound = result.stream._stream
+            core = bound._httpcore_stream
+        except AttributeError:
+            return  # not from a connection pool (a mock or custom transport)
         slot = getattr(core, "_pool_request", None) or getattr(core, "_status", None)
         if slot is None:
             return  # not from a connection pool (a mock or custom transport)
-        pool = getattr(core, "_pool", None)
         # the origin from httpcore's request in the slot: plain attributes, where httpx's URL
         # computes each (its host decoded from IDNA: the pools' origins show it encoded)
         url = slot.request.url
-        track_response(result, RESPONSES, self.response_name,
-                       _core_origin(url.scheme, url.host, url.port),
-                       [bound, weakref.ref(slot), weakref.ref(core),
-                        None if pool is None else weakref.ref(pool)], user)
+        # the stream and its pool are read through `bound` (held until the verdict): only
+        # the slot, which the pool lets go of, is held weakly
+        resources = [bound, weakref.ref(slot), None, None]
+        where = _core_origin(url.scheme, url.host, url.port)
+        if user.__class__ is _FRAME:
+            track_from(result, RESPONSES, self.response_name, where, resources, user)
+        else:
+            track_response(result, RESPONSES, self.response_name, where, resources, user)
+
+
+_FRAME = type(sys._getframe())
 
 
 @functools.lru_cache(maxsize=512)
