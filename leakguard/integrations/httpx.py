@@ -69,21 +69,24 @@ class HttpxResponses(ResponseReader):
         # slot strongly, the record weakly): the slot still alive is the leak, as long as
         # the pool still gives that slot's open connection to the response
         bound, slot_ref, stream_ref, pool_ref = resources
-        slot = slot_ref()
-        if slot is None:  # the pool let go of it: the stream was closed
-            return False
+        if bound is not None:
+            # the transport's stream, held by the record until the verdict, holds the rest
+            stream = getattr(bound, "_httpcore_stream", None)
+            if getattr(stream, "_closed", False):
+                return False  # the common end: the stream was closed, its slot given back
+            slot = getattr(stream, "_pool_request", None) or getattr(stream, "_status", None)
+            pool = getattr(stream, "_pool", None)
+        else:  # let go of by revived(): read weakly
+            slot = slot_ref() if slot_ref is not None else None
+            if slot is None:  # the pool let go of it: the stream was closed
+                return False
+            stream = stream_ref() if stream_ref is not None else None
+            if stream is not None and getattr(stream, "_closed", False):
+                return False
+            pool = pool_ref() if pool_ref is not None else None
         # a response dying of its last reference still holds its stream and slot as it is
         # judged (httpx2's are in no cycle), and a slot may outlive its use: the stream's own
-        # flag and the pool's list of requests say whether it was given back. The stream is
-        # reached through `bound` (held until the verdict), else weakly (see revived())
-        if bound is not None:
-            stream = getattr(bound, "_httpcore_stream", None)
-            pool = getattr(stream, "_pool", None)
-        else:
-            stream = stream_ref() if stream_ref is not None else None
-            pool = pool_ref() if pool_ref is not None else None
-        if stream is not None and getattr(stream, "_closed", False):
-            return False
+        # flag and the pool's list of requests say whether it was given back
         requests = getattr(pool, "_requests", None)
         if isinstance(requests, list):
             for r in requests:  # speed: no generator per response (once per death)
@@ -105,12 +108,12 @@ class HttpxResponses(ResponseReader):
         bound = resources[0]
         if bound is None or _refs(resources) <= _OURS:
             return None
-        # from now on the stream and its pool are read weakly (held_at_death)
+        # from now on the slot, the stream and its pool are read weakly (held_at_death)
         stream = getattr(bound, "_httpcore_stream", None)
+        slot = getattr(stream, "_pool_request", None) or getattr(stream, "_status", None)
         pool = getattr(stream, "_pool", None)
         resources[0] = None
-        resources[2] = None if stream is None else weakref.ref(stream)
-        resources[3] = None if pool is None else weakref.ref(pool)
+        resources[1:] = [None if x is None else weakref.ref(x) for x in (slot, stream, pool)]
         try:
             weakref.ref(bound)
         except TypeError:
@@ -170,20 +173,24 @@ class HttpxIntegration(Integration):
         # a response that is not streamed was read whole and closed: skipped
         if not kwargs.get("stream") or result.is_closed:
             return
-        try:  # pool_stream(), inline: plain attributes, read without getattr()'s calls
+        try:  # pool_request(), inline: plain attributes, read without getattr()'s calls
             bound = result.stream._stream
             core = bound._httpcore_stream
         except AttributeError:
             return  # not from a connection pool (a mock or custom transport)
-        slot = getattr(core, "_pool_request", None) or getattr(core, "_status", None)
+        try:
+            slot = core._pool_request
+        except AttributeError:
+            slot = None
+        slot = slot or getattr(core, "_status", None)
         if slot is None:
             return  # not from a connection pool (a mock or custom transport)
         # the origin from httpcore's request in the slot: plain attributes, where httpx's URL
         # computes each (its host decoded from IDNA: the pools' origins show it encoded)
         url = slot.request.url
-        # the stream and its pool are read through `bound` (held until the verdict): only
-        # the slot, which the pool lets go of, is held weakly
-        resources = [bound, weakref.ref(slot), None, None]
+        # the transport's stream, held until the verdict (it holds httpcore's stream, the
+        # slot and the pool), then weak references to those (see revived())
+        resources = [bound, None, None, None]
         where = _core_origin(url.scheme, url.host, url.port)
         if user.__class__ is _FRAME:
             track_from(result, RESPONSES, self.response_name, where, resources, user)
