@@ -18,6 +18,27 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+# The frames a pool manager is built or used through before its owner's, by top-level module
+_THROUGH = frozenset(("leakguard", "wrapt", "urllib3"))
+# file name -> the top-level module of its frames, read once from their globals: a dict
+# lookup per frame where the module's name cost three calls (every streamed request, three
+# times per requests.Session); names like "<string>" are shared by code of any module: read
+# each time. Bounded: cleared when full.
+_TOPS: dict[str, str] = {}
+_TOPS_MAX = 20000
+
+
+def _top_of(frame: Any) -> str:
+    """The top-level package of the module a frame runs in (remembered by its file)."""
+    top = str(frame.f_globals.get("__name__", "")).partition(".")[0]
+    filename = frame.f_code.co_filename
+    if not filename.startswith("<"):
+        if len(_TOPS) >= _TOPS_MAX:
+            _TOPS.clear()
+        _TOPS[filename] = top
+    return top
+
+
 def _members(container: Any) -> list[Any] | None:
     # urllib3-future (niquests' urllib3, also installed over `urllib3`) keeps pools and
     # connections in a TrafficPolice whose registry holds every member, idle or busy
@@ -129,10 +150,12 @@ class Urllib3Integration(Integration):
 
     def owned_elsewhere(self) -> bool:
         frame = sys._getframe(1)
+        tops = _TOPS
         while frame is not None:
-            module = str(frame.f_globals.get("__name__", ""))
-            top = module.partition(".")[0]
-            if top not in ("leakguard", "wrapt", "urllib3"):
+            top = tops.get(frame.f_code.co_filename)
+            if top is None:
+                top = _top_of(frame)
+            if top not in _THROUGH:
                 return top in self.owners
             frame = frame.f_back  # type: ignore[assignment]
         return False
