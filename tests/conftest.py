@@ -28,16 +28,29 @@ def stress(request: pytest.FixtureRequest) -> bool:
     """Whether the load tests run at full size."""
     return bool(request.config.getoption("--stress"))
 
+def _serving(snippet: str, url: str, server: str) -> Iterator[str]:
+    """Run a server snippet in this process; its URL (named `url`) until the fixture ends."""
+    namespace: dict[str, object] = {}
+    exec(snippet, namespace)
+    yield str(namespace[url])
+    running = namespace[server]
+    assert isinstance(running, http.server.ThreadingHTTPServer)
+    running.shutdown()
+    running.server_close()
+
+
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     """A real HTTP/1.1 keep-alive server on 127.0.0.1 (SERVER_SNIPPET's), shared by the run."""
-    namespace: dict[str, object] = {}
-    exec(SERVER_SNIPPET, namespace)
-    yield str(namespace["URL"])
-    server = namespace["_srv"]
-    assert isinstance(server, http.server.ThreadingHTTPServer)
-    server.shutdown()
-    server.server_close()
+    yield from _serving(SERVER_SNIPPET, "URL", "_srv")
+
+
+@pytest.fixture(scope="module")
+def big_url() -> Iterator[str]:
+    """A server with a 1 MiB body at /big and `Connection: close` at /close (BIG_SERVER's)."""
+    from test_responses import BIG_SERVER
+
+    yield from _serving(BIG_SERVER, "BIG", "_big")
 
 
 @pytest.fixture(autouse=True)

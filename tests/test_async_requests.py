@@ -5,30 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import http.server
 import inspect
 import warnings
-from collections.abc import Iterator
 from typing import Any, Callable
 
 import aiohttp
 import httpx
 import pytest
 from conftest import Reports
-from test_responses import BIG_SERVER
 
 import leakguard
-
-
-@pytest.fixture(scope="module")
-def big_url() -> Iterator[str]:
-    namespace: dict[str, object] = {}
-    exec(BIG_SERVER, namespace)
-    yield str(namespace["BIG"])
-    server = namespace["_big"]
-    assert isinstance(server, http.server.ThreadingHTTPServer)
-    server.shutdown()
-    server.server_close()
 
 
 def _aiohttp(url: str) -> Callable[[], Any]:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import http.server
 import importlib.util
 import json
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -48,18 +46,6 @@ _big = _Srv(("127.0.0.1", 0), _BigH)
 threading.Thread(target=_big.serve_forever, daemon=True).start()
 BIG = "http://127.0.0.1:%d/" % _big.server_address[1]
 '''
-
-
-@pytest.fixture(scope="module")
-def big_url() -> Iterator[str]:
-    """A server with a 1 MiB body at /big and `Connection: close` at /close."""
-    namespace: dict[str, object] = {}
-    exec(BIG_SERVER, namespace)
-    yield str(namespace["BIG"])
-    server = namespace["_big"]
-    assert isinstance(server, http.server.ThreadingHTTPServer)
-    server.shutdown()
-    server.server_close()
 
 
 def _line(marker: str) -> int:
