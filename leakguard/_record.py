@@ -137,8 +137,18 @@ class _ResponseRecord(Record):
 
 _new_ref = weakref.ref.__new__
 # ident -> Thread: the table current_thread() reads, read here without its two Python calls
-# (current_thread() and the `name` property) per record
+# (current_thread() and the `name` property)
 _THREADS: dict[int, Any] = getattr(threading, "_active", {})
+# this thread's Thread object, found once per thread: each record reads its name from it
+# (a rename shows), without get_ident() and a lookup in threading's table
+_THREAD = threading.local()
+
+
+def thread_name() -> str:
+    """This thread's name; its Thread object kept in _THREAD for the next records."""
+    thread: Any = _THREADS.get(get_ident()) or current_thread()
+    _THREAD.thread = thread
+    return str(thread._name)
 
 
 def new_record(session: object, callback: Callable[[Record], None], key: int,
@@ -154,8 +164,10 @@ def new_record(session: object, callback: Callable[[Record], None], key: int,
     record.stack = stack
     record.resources = resources  # the pools, never the session: counted at report time
     record.created = monotonic()
-    thread = _THREADS.get(get_ident())
-    record.thread = thread._name if thread is not None else current_thread().name
+    try:
+        record.thread = _THREAD.thread._name
+    except AttributeError:  # this thread's first record
+        record.thread = thread_name()
     record.task = None
     if _asyncio:
         loop = _asyncio[0]()  # cheap, and no exception when there is none

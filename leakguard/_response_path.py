@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sys
-from threading import current_thread, get_ident
 from time import monotonic
 
 from . import _record, _stacks
-from ._record import _THREADS, _new_ref, _ResponseRecord
+from ._record import _THREAD, _new_ref, _ResponseRecord, thread_name
 from ._tracker import TRACKER
 
 TYPE_CHECKING = False
@@ -53,8 +52,10 @@ def track_from(response: object, reader: Reader, type_name: str, origin: str,
     record.stack = stack
     record.resources = resources  # weak references, or what dies with the response
     record.created = monotonic()
-    thread = _THREADS.get(get_ident())
-    record.thread = thread._name if thread is not None else current_thread().name
+    try:
+        record.thread = _THREAD.thread._name
+    except AttributeError:  # this thread's first record
+        record.thread = thread_name()
     record.task = None
     asyncio = _record._asyncio
     if asyncio:
@@ -73,7 +74,9 @@ def track_from(response: object, reader: Reader, type_name: str, origin: str,
     record.held = None
     record.origin = origin
     crowded = None
-    with tracker._lock:
+    lock = tracker._lock
+    lock.acquire()  # not `with`: its __enter__ and __exit__ cost twice as much
+    try:
         live = tracker._live
         old = live.get(key)
         if old is not None:
@@ -101,6 +104,8 @@ def track_from(response: object, reader: Reader, type_name: str, origin: str,
             else:
                 record.site = None
                 crowded = sites.opened(record)
+    finally:
+        lock.release()
     if crowded is not None and sites is not None:
         sites.warn(crowded, record)
     if old is not None:  # an earlier object at this address died unjudged: judge it now

@@ -71,9 +71,12 @@ class HttpxResponses(ResponseReader):
         bound, slot_ref, stream_ref, pool_ref = resources
         if bound is not None:
             # the transport's stream, held by the record until the verdict, holds the rest
-            stream = getattr(bound, "_httpcore_stream", None)
-            if getattr(stream, "_closed", False):
-                return False  # the common end: the stream was closed, its slot given back
+            try:  # plain attributes, read without getattr()'s calls (once per response)
+                stream = bound._httpcore_stream
+                if stream._closed:
+                    return False  # the common end: the stream was closed, its slot given back
+            except AttributeError:
+                stream = getattr(bound, "_httpcore_stream", None)
             slot = getattr(stream, "_pool_request", None) or getattr(stream, "_status", None)
             pool = getattr(stream, "_pool", None)
         else:  # let go of by revived(): read weakly
