@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from ._stacks import Stack
 
 _INTERNED = _stacks._INTERNED
+# id(code) ^ offset -> the stack last captured from that line (checked against the frames)
+_LAST: dict[int, Stack] = {}
+_LAST_MAX = 4096
 
 
 def track_from(response: object, reader: Reader, type_name: str, origin: str,
@@ -31,19 +34,31 @@ def track_from(response: object, reader: Reader, type_name: str, origin: str,
     """
     tracker = TRACKER
     if stack is None:
-        out: list[Any] = []
-        append = out.append
         depth = tracker.stack_depth
-        while frame is not None and depth:
-            append(frame.f_code)
-            append(frame.f_lasti)
-            frame = frame.f_back
-            depth -= 1
-        stack = tuple(out)
-        n = len(stack)
-        known = _INTERNED.get((n, id(stack[0]), stack[1], id(stack[2]), stack[3])) \
-            if n >= 4 else None
-        stack = known if known is not None and known == stack else _stacks._intern(stack)
+        known = None
+        if frame is not None:
+            code = frame.f_code
+            lasti = frame.f_lasti
+            known = _LAST.get(id(code) ^ lasti)
+        if known is not None and frame is not None and known[0] is code and \
+                known[1] == lasti:
+            # the stack last captured at this line, if the frames are still those: compared
+            # in place (the common case, a loop), without the list, tuple and key made below
+            n = len(known)
+            up = frame.f_back
+            i = 2
+            while i < n and up is not None and known[i] is up.f_code and \
+                    known[i + 1] == up.f_lasti:
+                up = up.f_back
+                i += 2
+            if i == n and (n == 2 * depth or (up is None and n < 2 * depth)):
+                stack = known
+        if stack is None:
+            stack = _capture(frame, depth)
+            if frame is not None and stack:
+                if len(_LAST) >= _LAST_MAX:
+                    _LAST.clear()
+                _LAST[id(code) ^ lasti] = stack  # holds the code: the id stays its own
     key = id(response)
     record: Record = _new_ref(_ResponseRecord, response, tracker._on_death)
     record.key = key
@@ -113,3 +128,19 @@ def track_from(response: object, reader: Reader, type_name: str, origin: str,
     if tracker.on_event is not None:
         tracker.on_event(record, "created")
     return record
+
+
+def _capture(frame: FrameType | None, depth: int) -> Stack:
+    """The stack from `frame` outwards, interned (_stacks.capture_from)."""
+    out: list[Any] = []
+    append = out.append
+    while frame is not None and depth:
+        append(frame.f_code)
+        append(frame.f_lasti)
+        frame = frame.f_back
+        depth -= 1
+    stack = tuple(out)
+    n = len(stack)
+    known = _INTERNED.get((n, id(stack[0]), stack[1], id(stack[2]), stack[3])) \
+        if n >= 4 else None
+    return known if known is not None and known == stack else _stacks._intern(stack)
