@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 import weakref
 
@@ -194,7 +193,10 @@ class HttpxIntegration(Integration):
         # the transport's stream, held until the verdict (it holds httpcore's stream, the
         # slot and the pool), then weak references to those (see revived())
         resources = [bound, None, None, None]
-        where = _core_origin(url.scheme, url.host, url.port)
+        key = (url.scheme, url.host, url.port)
+        where = _ORIGINS.get(key)  # a dict, not an lru_cache: half its cost per response
+        if where is None:
+            where = _core_origin(key)
         if user.__class__ is _FRAME:
             track_from(result, RESPONSES, self.response_name, where, resources, user)
         else:
@@ -204,6 +206,14 @@ class HttpxIntegration(Integration):
 _FRAME = type(sys._getframe())
 
 
-@functools.lru_cache(maxsize=512)
-def _core_origin(scheme: bytes, host: bytes, port: int | None) -> str:
-    return origin_of(scheme.decode("ascii"), host.decode("ascii"), port)
+# (scheme, host, port) of httpcore's URL -> its origin: bounded by the origins requested
+_ORIGINS: dict[tuple[bytes, bytes, int | None], str] = {}
+
+
+def _core_origin(key: tuple[bytes, bytes, int | None]) -> str:
+    scheme, host, port = key
+    found = origin_of(scheme.decode("ascii"), host.decode("ascii"), port)
+    if len(_ORIGINS) >= 512:
+        _ORIGINS.clear()
+    _ORIGINS[key] = found
+    return found
