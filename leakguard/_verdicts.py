@@ -52,15 +52,17 @@ class Verdicts:
             held = record.held
             if held is None:
                 try:
-                    held = record.held = record.integration.held_at_death(record.resources)
+                    held = record.integration.held_at_death(record.resources)
                 except Exception as exc:  # the guard's rule, without its calls per response
                     internal_error(f"reading the state of a {record.type_name}", exc)
             if held is False and self._lock.acquire(False):
                 # the common end of a response: it let go of its connection, outside a
                 # collection (no finalizer to wait for): forgotten now, without the queue
                 try:
-                    if self._live.get(record.key) is record:
-                        del self._live[record.key]
+                    live = self._live
+                    key = record.key
+                    if live.get(key) is record:
+                        del live[key]
                         site = record.site  # _unown(), inline: once per response
                         if site is not None:
                             site.open -= 1
@@ -70,6 +72,7 @@ class Verdicts:
                     self._lock.release()
                 record.resources = None  # judged: what it read the state through can go now
                 return
+            record.held = held  # read by its verdict (None: unknown)
         elif record.closed:
             if self._closed.get(record.key) is record:
                 self._closed.pop(record.key, None)
