@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import re
 import warnings
 from typing import Any, Callable
 
@@ -58,7 +59,8 @@ def _httpx(url: str) -> Callable[[], Any]:
         async with httpx.AsyncClient() as c:
             req = c.build_request("GET", url + "big")
             sent = c.send(req)
-            seen.append((inspect.isawaitable(sent), asyncio.iscoroutine(sent)))
+            seen.append((inspect.isawaitable(sent), asyncio.iscoroutine(sent), repr(sent)[:30],
+                         sent.__qualname__, inspect.getcoroutinestate(sent)))
             sent.close()  # closed before it ran
             sent = c.send(req)
             try:
@@ -73,6 +75,9 @@ def _httpx(url: str) -> Callable[[], Any]:
                 seen.append(str(exc))
             task = asyncio.create_task(c.send(req))
             await asyncio.sleep(0)
+            # what a debugger or a log of pending tasks shows (addresses aside)
+            seen.append(re.sub(r"0x[0-9a-f]+|:\d+|Task-\d+", "", repr(task)))
+            seen.append([f.f_code.co_name for f in task.get_stack()])
             task.cancel()
             try:
                 await task

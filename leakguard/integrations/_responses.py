@@ -187,6 +187,19 @@ class _Then(functools.partial, Coroutine):  # type: ignore[type-arg]
     def __repr__(self) -> str:
         return repr(self.args[0])
 
+    def __getattr__(self, name: str) -> Any:
+        # what asyncio's Task repr and get_stack(), inspect.getcoroutinestate() and debuggers
+        # read of a coroutine: the library's coroutine's, which is the one running (looked
+        # up only when asked: nothing per request)
+        if name in _COROUTINE_ATTRIBUTES:
+            return getattr(self.args[0], name)
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+
+_COROUTINE_ATTRIBUTES = frozenset((
+    "__name__", "__qualname__", "cr_await", "cr_code", "cr_frame", "cr_origin", "cr_running",
+    "cr_suspended"))
+
 
 def _closed(session: Any, _result: Any, closed_at: Any, _called_at: Any) -> None:
     TRACKER.close(session, closed_at)
