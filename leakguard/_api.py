@@ -79,6 +79,7 @@ def enable(**options: Any) -> None:
         TRACKER.on_event = reporter.lifecycle if opts.log == "debug" else None
         TRACKER.start()
         _STATE.enabled = True
+        _report.started_for_run()
         from .integrations import all_integrations
 
         _STATE.integrations = {n: i for n, i in all_integrations().items() if n in opts.targets}

@@ -26,6 +26,15 @@ __all__ = ["EVENTS", "OTHER_EVENTS", "Claim", "Leak", "Reporter", "count_connect
            "emit", "leak_counts", "leak_nouns", "logger", "set_level"]
 
 
+def started_for_run() -> None:
+    """Under `leakguard run`: say that this process switched leakguard on (see cli._run)."""
+    status_file = os.environ.get(RUN_STATUS)
+    if status_file:
+        from ._jsonl import append
+
+        append(status_file, {"pid": os.getpid(), "started": 1})
+
+
 def _count_for_run() -> None:
     # `leakguard run` decides its exit status from every process's reported leaks, counted
     # when reported: a process may die before its exit (a terminated Pool worker)

@@ -200,9 +200,14 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     env[RUN_STATUS] = status_file
     try:
         status = _spawn(argv, env)
-        leaked = _count_leaks(status_file)
+        leaked, started = _count_leaks(status_file)
     finally:
         os.unlink(status_file)
+    if not started and status not in (126, 127):
+        # not one process switched leakguard on: silence here is no all-clear
+        print(f"leakguard run: no process of {argv[0]} switched leakguard on: is "
+              "leakguard-http installed in the Python it runs? (`leakguard status`, run by "
+              "that Python, says)", file=sys.stderr)
     if status == 0 and leaked and exitcode not in (None, ""):
         try:
             return Options(exitcode=exitcode).exitcode or 0
@@ -253,17 +258,21 @@ def _forward_sigterm(proc: subprocess.Popen[bytes]) -> None:
         pass
 
 
-def _count_leaks(path: str) -> int:
+def _count_leaks(path: str) -> tuple[int, bool]:
+    """The leaks `run`'s processes reported, and whether any switched leakguard on."""
     import json
 
     total = 0
+    started = False
     try:
         with open(path, encoding="utf-8") as f:
             for line in f:
                 try:
-                    total += int(json.loads(line).get("leaks", 0))
+                    record = json.loads(line)
+                    total += int(record.get("leaks", 0))
+                    started = started or bool(record.get("started"))
                 except (ValueError, AttributeError):
                     continue
     except OSError:
-        return 0
-    return total
+        return 0, False
+    return total, started

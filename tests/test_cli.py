@@ -96,6 +96,27 @@ def test_relative_report_path_is_resolved_where_run_was_typed(tmp_path: Path) ->
     assert r.stdout.startswith("leakguard: 1 leaked session (1 still open at exit)")
 
 
+def test_run_says_when_no_process_switched_leakguard_on(tmp_path: Path) -> None:
+    leak = tmp_path / "leak.py"
+    leak.write_text("import requests\nK = requests.Session()\n")
+    # a Python without the startup hook (-S: no site, so no leakguard): silence is no
+    # all-clear, and run says so; the command's status is kept
+    r = _cli("run", "--exitcode", "3", "--", sys.executable, "-S", "-c", "raise SystemExit(5)")
+    assert r.returncode == 5
+    assert r.stderr.splitlines() == [
+        f"leakguard run: no process of {sys.executable} switched leakguard on: is "
+        "leakguard-http installed in the Python it runs? (`leakguard status`, run by that "
+        "Python, says)"]
+    # leakguard on in the command: no note, the leak counted
+    r = _cli("run", "--exitcode", "3", "--", sys.executable, str(leak))
+    assert r.returncode == 3
+    assert "switched leakguard on" not in r.stderr
+    assert "requests.Session still open at interpreter exit" in r.stderr
+    # on, nothing leaked: no note either
+    r = _cli("run", "--", sys.executable, "-c", "import requests")
+    assert (r.returncode, r.stderr) == (0, "")
+
+
 def test_report_on_nothing_exits_zero_with_a_note(tmp_path: Path) -> None:
     r = _cli("report", "leaks-*.jsonl", "gone.jsonl", cwd=tmp_path)
     assert r.returncode == 0
