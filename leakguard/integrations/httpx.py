@@ -197,7 +197,7 @@ class HttpxIntegration(Integration):
         where = _ORIGINS.get(key)  # a dict, not an lru_cache: half its cost per response
         if where is None:
             where = _core_origin(key)
-        if user.__class__ is _FRAME:
+        if type(user) is _FRAME:  # type(): one specialized instruction, __class__ a lookup
             track_from(result, RESPONSES, self.response_name, where, resources, user)
         else:
             track_response(result, RESPONSES, self.response_name, where, resources, user)
