@@ -173,7 +173,8 @@ def new_record(session: object, callback: Callable[[Record], None], key: int,
         loop = _asyncio[0]()  # cheap, and no exception when there is none
         if loop is not None:
             task = _asyncio[1](loop)
-            if task is not None:
+            # CPython 3.13.0 names an eager task None once it has awaited: no name
+            if task is not None and task.get_name() is not None:
                 record.task = str(task.get_name())
     elif "asyncio" in sys.modules:
         _asyncio_found()
@@ -215,4 +216,5 @@ def _task_name() -> str | None:
     if loop is None:
         return None
     task = asyncio.current_task(loop)
-    return None if task is None else str(task.get_name())
+    name = None if task is None else task.get_name()
+    return None if name is None else str(name)

@@ -77,7 +77,8 @@ def track_from(response: object, reader: Reader, type_name: str, origin: str,
         loop = asyncio[0]()  # cheap, and no exception when there is none
         if loop is not None:
             task = asyncio[1](loop)
-            if task is not None:
+            # CPython 3.13.0 names an eager task None once it has awaited: no name
+            if task is not None and task.get_name() is not None:
                 record.task = str(task.get_name())
     elif "asyncio" in sys.modules:
         _record._asyncio_found()

@@ -135,3 +135,32 @@ def test_malformed_suppressions_file_names_file_and_line(tmp_path: Path) -> None
     assert f"leakguard: ignoring the suppressions file: {supp}:2: expected 'leak:PATTERN', " \
            "got 'leek:typo'" in r.stderr
     assert "still open at interpreter exit" in r.stderr  # runs on, without suppressions
+
+
+def test_a_task_without_a_name_is_null_not_the_string_none(tmp_path: Path) -> None:
+    # CPython 3.13.0's eager tasks answer get_name() with None once they have awaited; a
+    # task factory whose tasks do the same stands for them on every Python
+    report = tmp_path / "leaks.jsonl"
+    code = SERVER_SNIPPET + '''
+import asyncio, aiohttp, httpx
+class Unnamed(asyncio.Task):
+    def get_name(self):
+        return None
+KEEP = []
+async def main():
+    asyncio.get_running_loop().set_task_factory(
+        lambda loop, coro, **kw: Unnamed(coro, loop=loop, **kw))
+    async def made():
+        KEEP.append(aiohttp.ClientSession())
+        c = httpx.AsyncClient()
+        KEEP.append(c)
+        KEEP.append(await c.send(c.build_request("GET", URL), stream=True))
+    await asyncio.create_task(made())
+asyncio.run(main())
+'''
+    r = run_python(code, env={"LEAKGUARD": "1", "LEAKGUARD_REPORT": str(report)})
+    records = [json.loads(line) for line in report.read_text().splitlines()]
+    assert sorted(rec["type"] for rec in records) == [
+        "aiohttp.ClientSession", "httpx.AsyncClient", "httpx.Response"], r.stderr
+    assert [rec["task"] for rec in records] == [None, None, None]
+    assert "task None" not in r.stderr and "created 0.0 s ago in thread MainThread)" in r.stderr
