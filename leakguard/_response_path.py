@@ -12,12 +12,10 @@ from ._tracker import TRACKER
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import FrameType
-    from typing import Any
 
     from ._record import Reader, Record
     from ._stacks import Stack
 
-_INTERNED = _stacks._INTERNED
 # id(code) ^ offset -> the stack last captured from that line (checked against the frames)
 _LAST: dict[int, Stack] = {}
 _LAST_MAX = 4096
@@ -54,7 +52,7 @@ def track_from(response: object, reader: Reader, type_name: str, origin: str,
             if i == n and (n == 2 * depth or (up is None and n < 2 * depth)):
                 stack = known
         if stack is None:
-            stack = _capture(frame, depth)
+            stack = _stacks.capture_from(frame, depth)  # not the line last seen: anew
             if frame is not None and stack:
                 if len(_LAST) >= _LAST_MAX:
                     _LAST.clear()
@@ -129,19 +127,3 @@ def track_from(response: object, reader: Reader, type_name: str, origin: str,
     if tracker.on_event is not None:
         tracker.on_event(record, "created")
     return record
-
-
-def _capture(frame: FrameType | None, depth: int) -> Stack:
-    """The stack from `frame` outwards, interned (_stacks.capture_from)."""
-    out: list[Any] = []
-    append = out.append
-    while frame is not None and depth:
-        append(frame.f_code)
-        append(frame.f_lasti)
-        frame = frame.f_back
-        depth -= 1
-    stack = tuple(out)
-    n = len(stack)
-    known = _INTERNED.get((n, id(stack[0]), stack[1], id(stack[2]), stack[3])) \
-        if n >= 4 else None
-    return known if known is not None and known == stack else _stacks._intern(stack)

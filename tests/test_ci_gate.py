@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -163,4 +164,5 @@ asyncio.run(main())
     assert sorted(rec["type"] for rec in records) == [
         "aiohttp.ClientSession", "httpx.AsyncClient", "httpx.Response"], r.stderr
     assert [rec["task"] for rec in records] == [None, None, None]
-    assert "task None" not in r.stderr and "created 0.0 s ago in thread MainThread)" in r.stderr
+    assert "task None" not in r.stderr
+    assert len(re.findall(r"s ago in thread MainThread[;)]", r.stderr)) == 3, r.stderr
