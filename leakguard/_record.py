@@ -168,17 +168,9 @@ def new_record(session: object, callback: Callable[[Record], None], key: int,
         record.thread = _THREAD.thread._name
     except AttributeError:  # this thread's first record
         record.thread = thread_name()
-    record.task = None
-    if _asyncio:
-        loop = _asyncio[0]()  # cheap, and no exception when there is none
-        if loop is not None:
-            task = _asyncio[1](loop)
-            # CPython 3.13.0 names an eager task None once it has awaited: no name
-            if task is not None and task.get_name() is not None:
-                record.task = str(task.get_name())
-    elif "asyncio" in sys.modules:
-        _asyncio_found()
-        record.task = _task_name()
+    # a call only inside a running loop, or once asyncio is imported and not looked at yet
+    record.task = task_now() if (_asyncio[0]() is not None if _asyncio
+                                 else "asyncio" in sys.modules) else None
     record.closed = False
     # an async close() was called: whether it ran is the library's state, read later
     record.close_called = False
@@ -200,21 +192,20 @@ def new_record(session: object, callback: Callable[[Record], None], key: int,
 
 
 # asyncio's _get_running_loop and current_task, once asyncio is imported (never imported here)
+# asyncio's _get_running_loop and current_task, once asyncio is imported (never imported
+# here: a program without asyncio does not get it from leakguard)
 _asyncio: list[Any] = []
 
 
-def _asyncio_found() -> None:
-    asyncio = sys.modules["asyncio"]
-    _asyncio[:] = [asyncio._get_running_loop, asyncio.current_task]
-
-
-def _task_name() -> str | None:
-    asyncio = sys.modules.get("asyncio")
-    if asyncio is None:
-        return None
-    loop = asyncio._get_running_loop()  # cheap, and no exception when there is none
-    if loop is None:
-        return None
-    task = asyncio.current_task(loop)
+def task_now() -> str | None:
+    """The name of the asyncio task running in this thread; None outside one, or unnamed."""
+    if not _asyncio:
+        asyncio = sys.modules.get("asyncio")
+        if asyncio is None:
+            return None
+        _asyncio[:] = [asyncio._get_running_loop, asyncio.current_task]
+    loop = _asyncio[0]()  # cheap, and no exception when there is none
+    task = None if loop is None else _asyncio[1](loop)
+    # CPython 3.13.0 names an eager task None once it has awaited: no name
     name = None if task is None else task.get_name()
     return None if name is None else str(name)

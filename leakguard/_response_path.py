@@ -69,18 +69,9 @@ def track_from(response: object, reader: Reader, type_name: str, origin: str,
         record.thread = _THREAD.thread._name
     except AttributeError:  # this thread's first record
         record.thread = thread_name()
-    record.task = None
-    asyncio = _record._asyncio
-    if asyncio:
-        loop = asyncio[0]()  # cheap, and no exception when there is none
-        if loop is not None:
-            task = asyncio[1](loop)
-            # CPython 3.13.0 names an eager task None once it has awaited: no name
-            if task is not None and task.get_name() is not None:
-                record.task = str(task.get_name())
-    elif "asyncio" in sys.modules:
-        _record._asyncio_found()
-        record.task = _record._task_name()
+    asyncio = _record._asyncio  # as new_record()
+    record.task = _record.task_now() if (asyncio[0]() is not None if asyncio
+                                         else "asyncio" in sys.modules) else None
     record.closed = False
     record.close_called = False
     owner = record.owner = tracker.owner if tracker.owner_of is None else \
