@@ -179,3 +179,47 @@ def test_with_block_then_reuse(reports: Reports, server_url: str) -> None:
     [text] = reports.warnings()
     assert "requests.Session used after close() (closed " in text
     assert f"line {_line('# AFTER-WITH')}, in test_with_block_then_reuse" in text
+
+
+def test_aiohttp_every_way_to_request(reports: Reports, server_url: str, big_url: str) -> None:
+    # aiohttp is seen where every request method wraps its request's coroutine (a class of
+    # aiohttp.client): get() and request(), awaited or in `async with`, a request that fails,
+    # and aiohttp.request(), whose session is its own
+    async def main() -> tuple[aiohttp.ClientSession, aiohttp.ClientResponse]:
+        s = aiohttp.ClientSession()
+        async with s.get(server_url) as r:
+            await r.read()
+        r = await s.request("GET", server_url)
+        await r.read()
+        async with aiohttp.request("GET", server_url) as r:
+            await r.read()
+        try:
+            await s.get("http://127.0.0.1:9/")  # REFUSED
+        except aiohttp.ClientError:
+            pass
+        held = await s.get(big_url + "big")  # HELD
+        return s, held
+
+    s, held = asyncio.run(main())
+    found = {x.type: x for x in leakguard.open_sessions()}
+    session = found["aiohttp.ClientSession"]
+    assert session.requests == 4  # the failed one counts: it was made
+    assert session.last_use["line"] == _line("# HELD")  # type: ignore[index]
+    assert found["aiohttp.ClientResponse"].stack[-1]["line"] == _line("# HELD")
+    held.close()
+    asyncio.run(s.close())
+
+
+def test_aiohttp_module_attributes_patched_and_put_back() -> None:
+    r = run_python(
+        "import aiohttp.client as c\n"
+        "before = (c._RequestContextManager, c._SessionRequestContextManager)\n"
+        "import leakguard\nleakguard.enable()\n"
+        "assert hasattr(c._RequestContextManager, '__wrapped__')\n"
+        "assert hasattr(c._SessionRequestContextManager, '__wrapped__')\n"
+        "leakguard.enable()\n"
+        "assert not hasattr(c._RequestContextManager.__wrapped__, '__wrapped__')  # once\n"
+        "leakguard.disable()\n"
+        "assert (c._RequestContextManager, c._SessionRequestContextManager) == before\n"
+        "print('ok')\n")
+    assert r.returncode == 0 and r.stdout == "ok\n", r.stderr

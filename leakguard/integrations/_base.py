@@ -73,7 +73,7 @@ class Integration:
     responses = True  # enable(responses=...): also track the responses that hold a connection
 
     def __init__(self) -> None:
-        self._patched: list[tuple[type, str, object]] = []
+        self._patched: list[tuple[Any, str, object]] = []
         self._public: dict[type, str] = {}
         self.library_dir = ""
 
@@ -180,6 +180,11 @@ class Integration:
             original = vars(cls)[method]
             setattr(cls, method, wrapper_type(original, unseen_by_warnings(wrapper)))
             self._patched.append((cls, method, original))
+        for owner, name, target, wrapper in self.module_patches(mod):
+            # a module's attribute: `target` wrapped in its place (the original put back)
+            original = vars(owner)[name]
+            setattr(owner, name, wrapper_type(target, unseen_by_warnings(wrapper)))
+            self._patched.append((owner, name, original))
 
     def unpatch(self) -> None:
         """Put every original method back, in reverse order; unpatching twice is a no-op."""
@@ -265,6 +270,10 @@ class Integration:
 
     def response_patches(self, mod: ModuleType) -> list[tuple[type, str, Any]]:
         """(class, method, wrapper) for response classes, patched when responses are on."""
+        return []
+
+    def module_patches(self, mod: ModuleType) -> list[tuple[object, str, object, Any]]:
+        """(module, attribute, what to wrap in its place, wrapper): module-level patches."""
         return []
 
     def owned_elsewhere(self) -> bool:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sys
+from time import monotonic
 
 from .._guard import internal_error
+from .._tracker import TRACKER
+from .._unseen import unseen_by_warnings
+from .._usage import _USER_FILES, user_frame
 from ._base import Integration, origin, tally
-from ._responses import ResponseReader, origin_of, track_response
+from ._responses import ResponseReader, _Then, origin_of, track_response
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -90,7 +94,10 @@ class AiohttpIntegration(Integration):
     closers = ()
     checked_closers = ("detach", "__del__")
     async_closers = ("close",)
-    requesters = ("_request",)  # every request method (a coroutine function)
+    # every request method wraps its request's coroutine in a class of aiohttp.client, a
+    # module attribute: that is patched (module_patches), no method: no wrapper bound per
+    # request (wrapt's binding of a method was a third of a request's bookkeeping)
+    requesters = ()
     _response_class: type | None = None
 
     def resources(self, session: Any) -> object:
@@ -138,3 +145,83 @@ class AiohttpIntegration(Integration):
         code = getattr(vars(mod.ClientResponse).get("__del__"), "__code__", None)
         _FINALIZER[:] = [code] if code is not None else []
         return []
+
+    def module_patches(self, mod: ModuleType) -> list[tuple[object, str, object, Any]]:
+        client = getattr(mod, "client", None)
+        patches: list[tuple[object, str, object, Any]] = []
+        for name, session_at in (("_RequestContextManager", None),
+                                 ("_SessionRequestContextManager", 1)):  # aiohttp.request()
+            found = vars(client).get(name) if client is not None else None
+            if found is None or not callable(found):
+                continue
+            # aiohttp 3.9+: a generic alias, which calls the class and then sets
+            # __orig_class__ on the instance, which fails silently (__slots__): the class
+            # itself is wrapped (a third of the alias's cost; wrapt looks up __self__ on
+            # what it wraps, which the alias answers slowly, by raising)
+            origin_class = getattr(found, "__origin__", None)
+            target = origin_class if isinstance(origin_class, type) and \
+                origin_class.__dictoffset__ == 0 else found
+            patches.append((client, name, target, _context_wrapper(self, session_at)))
+        return patches
+
+
+_WHERE = "a request of an aiohttp session"
+_LIVE = TRACKER._live
+
+
+def _context_wrapper(integration: AiohttpIntegration, session_at: int | None) -> Any:
+    """The wrapper of the class every request method makes around its request's coroutine
+    (`_RequestContextManager(self._request(...))`): the session's last use, and the request
+    driven as it is, then its response looked at (_request_then)."""
+    on_response = integration.on_response if integration.tracks_responses() else None
+
+    def context(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        then = None
+        try:
+            # the user's line: above get() (or aiohttp.request()) and outwards; for the last
+            # use, and the response's stack if a Task drives the request (asyncio.gather):
+            # where, not the frame (held, it could form a cycle with an unawaited request)
+            caller = sys._getframe(1)
+            found = caller.f_back
+            if found is None or found.f_code.co_filename not in _USER_FILES:
+                found = user_frame(found)  # (the common case, the user's, needs no call)
+            called_at = None if found is None else (found.f_code, found.f_lasti)
+            # the session: `self` of get(), request(), ... (a response read whole lets go of
+            # it); aiohttp.request() passes its own
+            session = caller.f_locals.get("self") if session_at is None else \
+                args[session_at]
+            record = _LIVE.get(id(session))
+            if record is not None and record() is session:
+                if called_at is not None:
+                    record.last_code, record.last_lasti = called_at
+                record.last_time = monotonic()
+                record.uses += 1
+            if on_response is not None:
+                then = _Then(_request_then, args[0], on_response, called_at)
+        except Exception as exc:
+            internal_error(_WHERE, exc)
+        if then is None:
+            return wrapped(*args, **kwargs)
+        return wrapped(then, *args[1:], **kwargs)
+
+    return context
+
+
+def _request_then(coro: Any, on_response: Any, called_at: CalledAt | None) -> Any:
+    """A request's coroutine, driven as is; then its response tracked if it still holds its
+    connection."""
+    # the library's steps pass through in C (yield from); this runs in the frame chain of
+    # the awaiting coroutine, whose stack reaches the user
+    result = yield from coro.__await__()
+    try:
+        # most responses arrive whole and aiohttp has released their connection already:
+        # only one still holding it is tracked
+        if result._connection is not None and not result._closed:
+            on_response(None, result, None, called_at)
+    except Exception as exc:
+        internal_error(_WHERE, exc)
+    return result
+
+
+# a library's warning from inside its coroutine, with a stacklevel, skips this frame
+_request_then = unseen_by_warnings(_request_then)
