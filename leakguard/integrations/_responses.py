@@ -89,14 +89,30 @@ def track_response(response: object, reader: ResponseReader, type_name: str, whe
         return track_from(response, reader, type_name, where, resources,
                           innermost_user(sys._getframe(1)))
     if isinstance(user, tuple):
-        found = innermost_user(sys._getframe(1))
+        here = sys._getframe(1)
+        found = innermost_user(here)
         # awaited by the coroutine that called it, the chain here is the caller's; driven by
         # a Task (asyncio.gather, create_task), it is the event loop's
         if found.f_code is user[0]:
             return track_from(response, reader, type_name, where, resources, found)
+        depth = TRACKER.stack_depth
+        if found is _awaiter(here) and depth > 0:
+            # awaited straight by a user's coroutine that had the request made by a function
+            # of its own (a subclass's get(), a helper that returns session.get(...)): its
+            # stack, then the line that made the request, as a sync request's would read
+            stack = _stacks._intern((*user, *_stacks.capture_from(found, depth - 1)))
+            return track_from(response, reader, type_name, where, resources, None, stack)
         return track_from(response, reader, type_name, where, resources, None,
-                          called_from(user, found, TRACKER.stack_depth))
+                          called_from(user, found, depth))
     return track_from(response, reader, type_name, where, resources, user)
+
+
+def _awaiter(frame: FrameType | None) -> FrameType | None:
+    """The first frame from `frame` outwards that is not leakguard's: what awaits it."""
+    internal = _stacks._internal_dirs()
+    while frame is not None and frame.f_code.co_filename.startswith(internal):
+        frame = frame.f_back
+    return frame
 
 
 def called_from(called_at: CalledAt, frame: FrameType | None, depth: int) -> _stacks.Stack:

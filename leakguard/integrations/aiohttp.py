@@ -182,29 +182,73 @@ def _context_wrapper(integration: AiohttpIntegration, session_at: int | None) ->
             # use, and the response's stack if a Task drives the request (asyncio.gather):
             # where, not the frame (held, it could form a cycle with an unawaited request)
             caller = sys._getframe(1)
-            found = caller.f_back
+            found = direct = caller.f_back
             if found is None or found.f_code.co_filename not in _USER_FILES:
                 found = user_frame(found)  # (the common case, the user's, needs no call)
-            called_at = None if found is None else (found.f_code, found.f_lasti)
+            if found is None:
+                code = called_at = None
+            else:
+                code, lasti = found.f_code, found.f_lasti
+                called_at = (code, lasti)
             # the session: `self` of get(), request(), ... (a response read whole lets go of
             # it); aiohttp.request() passes its own
             session = caller.f_locals.get("self") if session_at is None else \
                 args[session_at]
             record = _LIVE.get(id(session))
             if record is not None and record() is session:
-                if called_at is not None:
-                    record.last_code, record.last_lasti = called_at
+                if code is not None:
+                    record.last_code = code
+                    record.last_lasti = lasti
                 record.last_time = monotonic()
                 record.uses += 1
             if on_response is not None:
-                then = _Then(_request_then, args[0], on_response, called_at)
+                # `async with session.get(...)` gives the response back at the block's end
+                # (aiohttp's __aexit__ releases it): it cannot leak, nothing to look at
+                if code is None or found is not direct:
+                    then = _Then(_request_then, args[0], on_response, called_at)
+                else:
+                    known = _WITH.get(id(code) ^ lasti)
+                    if known is None or known[0] is not code or known[1] != lasti:
+                        known = _remember_with(code, lasti)
+                    if not known[2]:
+                        then = _Then(_request_then, args[0], on_response, called_at)
         except Exception as exc:
             internal_error(_WHERE, exc)
         if then is None:
             return wrapped(*args, **kwargs)
+        if len(args) == 1 and not kwargs:
+            return wrapped(then)  # _RequestContextManager(coro): no tuple built
         return wrapped(then, *args[1:], **kwargs)
 
     return context
+
+
+# id(code) ^ offset of a user's call of a request method -> (code, offset, whether the
+# call's result goes straight into `async with`); holds the code: the id stays its own
+_WITH: dict[int, tuple[CodeType, int, bool]] = {}
+_WITH_MAX = 4096
+
+
+def _remember_with(code: CodeType, lasti: int) -> tuple[CodeType, int, bool]:
+    """Whether the call at `lasti` in `code` hands its result to `async with`, remembered."""
+    into = False
+    try:
+        import dis
+
+        # the offset is the call's, or (3.11, 3.12) that of its last inline cache entry: the
+        # next instruction after it, if the one before is the call (3.9 to 3.13)
+        last = ""
+        for instruction in dis.get_instructions(code):  # once per line that makes requests
+            if instruction.offset > lasti:
+                into = last.startswith("CALL") and instruction.opname == "BEFORE_ASYNC_WITH"
+                break
+            last = instruction.opname
+    except Exception:  # not read: looked at, as any other request
+        into = False
+    if len(_WITH) >= _WITH_MAX:
+        _WITH.clear()
+    known = _WITH[id(code) ^ lasti] = (code, lasti, into)
+    return known
 
 
 def _request_then(coro: Any, on_response: Any, called_at: CalledAt | None) -> Any:
