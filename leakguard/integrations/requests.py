@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+
+from .._response_path import track_from
 from ._base import Integration, tally
 from ._responses import ResponseReader, track_response
 from .urllib3 import pool_counts, pool_origin, raw_holds
@@ -22,13 +25,13 @@ class RequestsResponses(ResponseReader):
     def holds(self, response: Any) -> bool:
         return raw_holds(response.raw)
 
-    def held_at_death(self, resources: Any) -> bool | None:
-        # the record keeps the raw (urllib3's response) until the verdict: the Response dying
-        # of its last reference is judged at once, before its raw goes with it; one in a
-        # reference cycle at the collection's end, once its finalizers ran (an owner's
-        # __del__ may have closed it): the raw is still there to be read then, not closed
-        # under us by io's finalizer, and it is dropped right after (see _verdicts)
-        return raw_holds(resources)
+    # the record keeps the raw (urllib3's response) until the verdict: the Response dying
+    # of its last reference is judged at once, before its raw goes with it; one in a
+    # reference cycle at the collection's end, once its finalizers ran (an owner's __del__
+    # may have closed it): the raw is still there to be read then, not closed under us by
+    # io's finalizer, and it is dropped right after (see _verdicts). raw_holds itself: one
+    # call per response's death, not two
+    held_at_death = staticmethod(raw_holds)  # type: ignore[assignment]  # a function: no self
 
 
 RESPONSES = RequestsResponses()
@@ -62,8 +65,19 @@ class RequestsIntegration(Integration):
         # a response that is not streamed was read whole, its connection released: skipped
         if not kwargs.get("stream"):
             return
-        raw = getattr(result, "raw", None)
-        if raw is None or not raw_holds(raw):
+        try:  # raw_holds(), inline: plain attributes, read without getattr()'s calls
+            raw = result.raw
+            held = raw._connection is not None and not raw.closed
+        except AttributeError:  # another urllib3 (urllib3-future), or no raw
+            raw = getattr(result, "raw", None)
+            held = raw is not None and raw_holds(raw)
+        if not held:
             return
-        track_response(result, RESPONSES, self.response_name, pool_origin(raw._pool), raw,
-                       user)
+        where = pool_origin(raw._pool)
+        if type(user) is _FRAME:  # type(): one specialized instruction, __class__ a lookup
+            track_from(result, RESPONSES, self.response_name, where, raw, user)
+        else:
+            track_response(result, RESPONSES, self.response_name, where, raw, user)
+
+
+_FRAME = type(sys._getframe())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 
-from .._guard import guard
+from .._guard import guard, internal_error
 from .._tracker import TRACKER
 from ._base import Integration, origin, tally
 from ._responses import ResponseReader, dying_record, origin_of, snapshot, track_response
@@ -161,25 +161,44 @@ class Urllib3Integration(Integration):
         return False
 
     def response_patches(self, mod: ModuleType) -> list[tuple[type, str, Any]]:
-        made = guard("tracking a urllib3 response")
+        made = "tracking a urllib3 response"
         closing = guard("closing a urllib3 response")
+        owners = self.owners
 
         def urlopen(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             result = wrapped(*args, **kwargs)
             # a response still holding its connection (preload_content=False), unless a
             # library that owns it (requests) tracks it as its own
             if getattr(result, "_connection", None) is not None:
-                with made:
-                    if not self.owned_elsewhere() and raw_holds(result):
+                # every streamed request of requests passes here: try/except hands an error
+                # to the guard's handler as `with guard` does, without its two calls
+                try:
+                    # owned_elsewhere(), inline: from urlopen's caller (wrapt calls this
+                    # wrapper from C: no frame of its own in between)
+                    frame: Any = sys._getframe().f_back
+                    tops = _TOPS
+                    owned = False
+                    while frame is not None:
+                        top = tops.get(frame.f_code.co_filename)
+                        if top is None:
+                            top = _top_of(frame)
+                        if top not in _THROUGH:
+                            owned = top in owners
+                            break
+                        frame = frame.f_back
+                    if not owned and raw_holds(result):
                         # its body (http.client's response) kept until the verdict: in a
                         # reference cycle, that one's finalizer would close it before the
                         # response's own, which then neither closes nor tells (see close)
                         track_response(result, RESPONSES, "urllib3.HTTPResponse",
                                        pool_origin(instance), result.__dict__.get("_fp"))
+                except Exception as exc:
+                    internal_error(made, exc)
             return result
 
         def close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            tracked = bool(TRACKER._live) and id(instance) in TRACKER._live
+            live = TRACKER._live
+            tracked = bool(live) and id(instance) in live
             if tracked:
                 with closing:
                     # io's finalizer closes a dropped response (and says so in _finalizing):
