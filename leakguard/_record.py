@@ -135,7 +135,6 @@ class _ResponseRecord(Record):
     closed_at = None
 
 
-_new_ref = weakref.ref.__new__
 # ident -> Thread: the table current_thread() reads, read here without its two Python calls
 # (current_thread() and the `name` property)
 _THREADS: dict[int, Any] = getattr(threading, "_active", {})
@@ -155,8 +154,9 @@ def new_record(session: object, callback: Callable[[Record], None], key: int,
                integration: Reader, type_name: str, stack: Stack, resources: object,
                kind: str, owner: object = None, origin: str = "") -> Record:
     """A record of a session (or response) just made: a weak reference to it with `callback`."""
-    record: Record = _new_ref(_ResponseRecord if kind is RESPONSE else _SessionRecord,
-                              session, callback)
+    # the type called: one args tuple, where weakref.ref.__new__ made and sliced one
+    record: Record = (_ResponseRecord if kind is RESPONSE else _SessionRecord)(session,
+                                                                             callback)
     record.key = key
     record.seq = 0
     record.integration = integration

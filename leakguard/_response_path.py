@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from time import monotonic
 
-from . import _record, _stacks
-from ._record import _THREAD, _new_ref, _ResponseRecord, thread_name
+from . import _stacks
+from ._record import _THREAD, _asyncio, _ResponseRecord, task_now, thread_name
 from ._tracker import TRACKER
 
 TYPE_CHECKING = False
@@ -33,24 +33,23 @@ def track_from(response: object, reader: Reader, type_name: str, origin: str,
     tracker = TRACKER
     if stack is None:
         depth = tracker.stack_depth
-        known = None
         if frame is not None:
             code = frame.f_code
             lasti = frame.f_lasti
             known = _LAST.get(id(code) ^ lasti)
-        if known is not None and frame is not None and known[0] is code and \
-                known[1] == lasti:
-            # the stack last captured at this line, if the frames are still those: compared
-            # in place (the common case, a loop), without the list, tuple and key made below
-            n = len(known)
-            up = frame.f_back
-            i = 2
-            while i < n and up is not None and known[i] is up.f_code and \
-                    known[i + 1] == up.f_lasti:
-                up = up.f_back
-                i += 2
-            if i == n and (n == 2 * depth or (up is None and n < 2 * depth)):
-                stack = known
+            if known is not None and known[0] is code and known[1] == lasti:
+                # the stack last captured at this line, if the frames are still those:
+                # compared in place (the common case, a loop), without the list, tuple and
+                # key made below
+                n = len(known)
+                up = frame.f_back
+                i = 2
+                while i < n and up is not None and known[i] is up.f_code and \
+                        known[i + 1] == up.f_lasti:
+                    up = up.f_back
+                    i += 2
+                if i == n and (n == 2 * depth or (up is None and n < 2 * depth)):
+                    stack = known
         if stack is None:
             stack = _stacks.capture_from(frame, depth)  # not the line last seen: anew
             if frame is not None and stack:
@@ -58,7 +57,8 @@ def track_from(response: object, reader: Reader, type_name: str, origin: str,
                     _LAST.clear()
                 _LAST[id(code) ^ lasti] = stack  # holds the code: the id stays its own
     key = id(response)
-    record: Record = _new_ref(_ResponseRecord, response, tracker._on_death)
+    # the type called: one args tuple, where weakref.ref.__new__ made and sliced one
+    record: Record = _ResponseRecord(response, tracker._on_response_death)
     record.key = key
     record.integration = reader
     record.type_name = type_name
@@ -69,9 +69,9 @@ def track_from(response: object, reader: Reader, type_name: str, origin: str,
         record.thread = _THREAD.thread._name
     except AttributeError:  # this thread's first record
         record.thread = thread_name()
-    asyncio = _record._asyncio  # as new_record()
-    record.task = _record.task_now() if (asyncio[0]() is not None if asyncio
-                                         else "asyncio" in sys.modules) else None
+    # as new_record(): a call only inside a running loop
+    record.task = task_now() if (_asyncio[0]() is not None if _asyncio
+                                 else "asyncio" in sys.modules) else None
     record.closed = False
     record.close_called = False
     owner = record.owner = tracker.owner if tracker.owner_of is None else \

@@ -54,6 +54,7 @@ class Tracker(Verdicts):
         super().__init__()
         self._lock = threading.Lock()
         self._on_death = self._collected  # one bound method for every record's callback
+        self._on_response_death = self._response_died  # a streamed response's (track_from)
         self._live: dict[int, Record] = {}
         # closed sessions of libraries that can be used after close: kept until they die
         self._closed: dict[int, Record] = {}

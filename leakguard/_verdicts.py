@@ -84,6 +84,40 @@ class Verdicts:
         if not self._in_gc:
             self.drain()
 
+    def _response_died(self, record: Record) -> None:
+        # A response record's weak-reference callback: _collected() for a response, its
+        # common end first and without the kind check (once per streamed response)
+        if self._in_gc or record.closed or self.done:
+            self._collected(record)
+            return
+        held = record.held
+        if held is None:
+            try:
+                held = record.integration.held_at_death(record.resources)
+            except Exception as exc:  # the guard's rule, without its calls per response
+                internal_error(f"reading the state of a {record.type_name}", exc)
+        lock = self._lock
+        if held is False and lock.acquire(False):
+            # it let go of its connection, outside a collection: forgotten now, as in
+            # _collected()
+            try:
+                live = self._live
+                key = record.key
+                if live.get(key) is record:
+                    del live[key]
+                    site = record.site  # _unown(), inline
+                    if site is not None:
+                        site.open -= 1
+                    if record.owner is not None:
+                        self._owners.drop(record)
+            finally:
+                lock.release()
+            record.resources = None  # judged: what it read the state through can go now
+            return
+        record.held = held  # read by its verdict (None: unknown)
+        self._dead.append(record.key)
+        self.drain()
+
     def _gc_callback(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._in_gc = True

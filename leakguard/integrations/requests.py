@@ -7,7 +7,7 @@ import sys
 from .._response_path import track_from
 from ._base import Integration, tally
 from ._responses import ResponseReader, track_response
-from .urllib3 import pool_counts, pool_origin, raw_holds
+from .urllib3 import ORIGINS, pool_counts, pool_origin, raw_holds
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -73,7 +73,11 @@ class RequestsIntegration(Integration):
             held = raw is not None and raw_holds(raw)
         if not held:
             return
-        where = pool_origin(raw._pool)
+        pool = raw._pool
+        # pool_origin(), inline when the origin is known: a dict lookup, no call
+        where = ORIGINS.get((pool.scheme, pool.host, pool.port)) if pool is not None else ""
+        if where is None:
+            where = pool_origin(pool)
         if type(user) is _FRAME:  # type(): one specialized instruction, __class__ a lookup
             track_from(result, RESPONSES, self.response_name, where, raw, user)
         else:

@@ -69,7 +69,19 @@ def pool_origin(pool: Any) -> str:
     """The origin of a connection pool ('' when it is not one)."""
     if pool is None:
         return ""
-    return origin_of(str(pool.scheme), str(pool.host), pool.port)
+    key = (pool.scheme, pool.host, pool.port)
+    found = ORIGINS.get(key)
+    if found is None:
+        found = origin_of(str(pool.scheme), str(pool.host), pool.port)
+        if len(ORIGINS) >= 512:
+            ORIGINS.clear()
+        ORIGINS[key] = found
+    return found
+
+
+# (scheme, host, port) of a pool -> its origin, read on the hot path without pool_origin()'s
+# call (requests' streamed responses); bounded by the origins requested
+ORIGINS: dict[tuple[Any, Any, Any], str] = {}
 
 
 def raw_holds(raw: Any) -> bool:
