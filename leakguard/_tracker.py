@@ -108,7 +108,8 @@ class Tracker(Verdicts):
         if kind is SESSION:
             resources = integration.resources(session)
         owner = self.owner if self.owner_of is None else self.owner_of(stack)
-        record = new_record(session, self._on_death, key, integration, type_name, stack,
+        callback = self._on_response_death if kind is RESPONSE else self._on_death
+        record = new_record(session, callback, key, integration, type_name, stack,
                             resources, kind, owner, origin)
         with self._lock:
             old = self._live.get(key)

@@ -45,35 +45,9 @@ class Verdicts:
     def _collected(self, record: Record) -> None:
         # Weak-reference callback: no lock, no session; in a collection wait for its end so
         # that finalizers (an owner's __del__ closing its session) run before the verdict.
-        if record.kind is RESPONSE and not self._in_gc and not record.closed and not self.done:
-            # a response's state is readable only now, while its attributes still live; in a
-            # collection (cyclic garbage) it is read at its end, once finalizers ran (one may
-            # have closed it: an owner's __del__, an SDK stream's generator)
-            held = record.held
-            if held is None:
-                try:
-                    held = record.integration.held_at_death(record.resources)
-                except Exception as exc:  # the guard's rule, without its calls per response
-                    internal_error(f"reading the state of a {record.type_name}", exc)
-            if held is False and self._lock.acquire(False):
-                # the common end of a response: it let go of its connection, outside a
-                # collection (no finalizer to wait for): forgotten now, without the queue
-                try:
-                    live = self._live
-                    key = record.key
-                    if live.get(key) is record:
-                        del live[key]
-                        site = record.site  # _unown(), inline: once per response
-                        if site is not None:
-                            site.open -= 1
-                        if record.owner is not None:
-                            self._owners.drop(record)
-                finally:
-                    self._lock.release()
-                record.resources = None  # judged: what it read the state through can go now
-                return
-            record.held = held  # read by its verdict (None: unknown)
-        elif record.closed:
+        # (a response's record has its own callback, _response_died, which comes here only
+        # in a collection, once closed, or once the tracker is done)
+        if record.closed:
             if self._closed.get(record.key) is record:
                 self._closed.pop(record.key, None)
             return
@@ -85,8 +59,8 @@ class Verdicts:
             self.drain()
 
     def _response_died(self, record: Record) -> None:
-        # A response record's weak-reference callback: _collected() for a response, its
-        # common end first and without the kind check (once per streamed response)
+        # A response record's weak-reference callback: its common end here, without the
+        # kind check (once per streamed response); the rest as any record's (_collected)
         if self._in_gc or record.closed or self.done:
             self._collected(record)
             return
@@ -98,8 +72,10 @@ class Verdicts:
                 internal_error(f"reading the state of a {record.type_name}", exc)
         lock = self._lock
         if held is False and lock.acquire(False):
-            # it let go of its connection, outside a collection: forgotten now, as in
-            # _collected()
+            # a response's state is readable only now, while its attributes still live (in
+            # a collection it is read at its end, once finalizers ran: an owner's __del__ or
+            # an SDK stream's generator may close it); it let go of its connection, outside
+            # a collection (no finalizer to wait for): forgotten now, without the queue
             try:
                 live = self._live
                 key = record.key
