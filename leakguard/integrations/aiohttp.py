@@ -7,10 +7,9 @@ from time import monotonic
 
 from .._guard import internal_error
 from .._tracker import TRACKER
-from .._unseen import unseen_by_warnings
 from .._usage import _USER_FILES, user_frame
 from ._base import Integration, origin, tally
-from ._responses import ResponseReader, _Then, origin_of, track_response
+from ._responses import ResponseReader, _Then, _then, origin_of, track_response
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -172,7 +171,7 @@ _LIVE = TRACKER._live
 def _context_wrapper(integration: AiohttpIntegration, session_at: int | None) -> Any:
     """The wrapper of the class every request method makes around its request's coroutine
     (`_RequestContextManager(self._request(...))`): the session's last use, and the request
-    driven as it is, then its response looked at (_request_then)."""
+    driven as it is, then its response looked at (_responses._then)."""
     on_response = integration.on_response if integration.tracks_responses() else None
 
     def context(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -204,14 +203,15 @@ def _context_wrapper(integration: AiohttpIntegration, session_at: int | None) ->
             if on_response is not None:
                 # `async with session.get(...)` gives the response back at the block's end
                 # (aiohttp's __aexit__ releases it): it cannot leak, nothing to look at
-                if code is None or found is not direct:
-                    then = _Then(_request_then, args[0], on_response, called_at)
-                else:
+                into = False
+                if code is not None and found is direct:
                     known = _WITH.get(id(code) ^ lasti)
                     if known is None or known[0] is not code or known[1] != lasti:
                         known = _remember_with(code, lasti)
-                    if not known[2]:
-                        then = _Then(_request_then, args[0], on_response, called_at)
+                    into = known[2]
+                if not into:
+                    then = _Then(_then, args[0], on_response, session, None, called_at,
+                                 _WHERE)
         except Exception as exc:
             internal_error(_WHERE, exc)
         if then is None:
@@ -250,22 +250,3 @@ def _remember_with(code: CodeType, lasti: int) -> tuple[CodeType, int, bool]:
     known = _WITH[id(code) ^ lasti] = (code, lasti, into)
     return known
 
-
-def _request_then(coro: Any, on_response: Any, called_at: CalledAt | None) -> Any:
-    """A request's coroutine, driven as is; then its response tracked if it still holds its
-    connection."""
-    # the library's steps pass through in C (yield from); this runs in the frame chain of
-    # the awaiting coroutine, whose stack reaches the user
-    result = yield from coro.__await__()
-    try:
-        # most responses arrive whole and aiohttp has released their connection already:
-        # only one still holding it is tracked
-        if result._connection is not None and not result._closed:
-            on_response(None, result, None, called_at)
-    except Exception as exc:
-        internal_error(_WHERE, exc)
-    return result
-
-
-# a library's warning from inside its coroutine, with a stacklevel, skips this frame
-_request_then = unseen_by_warnings(_request_then)
