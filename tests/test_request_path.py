@@ -223,3 +223,37 @@ def test_aiohttp_module_attributes_patched_and_put_back() -> None:
         "assert (c._RequestContextManager, c._SessionRequestContextManager) == before\n"
         "print('ok')\n")
     assert r.returncode == 0 and r.stdout == "ok\n", r.stderr
+
+
+def test_urllib3_response_close_wrapped_once_a_response_is_tracked() -> None:
+    # urllib3 responses are looked at in PoolManager.urlopen; HTTPResponse.close is wrapped
+    # only from the first one tracked (requests' streamed responses, tracked as requests',
+    # never need it), once, put back by disable(); urllib3.request() (2.x) is a PoolManager's
+    r = run_python(SERVER_SNIPPET + (
+        "import requests, urllib3\n"
+        "from urllib3.response import HTTPResponse\n"
+        "original = vars(HTTPResponse)['close']\n"
+        "import leakguard\nleakguard.enable()\n"
+        "with requests.Session() as s:\n"
+        "    s.get(URL, stream=True).close()\n"
+        "assert vars(HTTPResponse)['close'] is original\n"
+        "pm = urllib3.PoolManager()\n"
+        "pm.request('GET', URL, preload_content=False).release_conn()\n"
+        "pm.request('GET', URL, preload_content=False).close()\n"
+        "assert vars(HTTPResponse)['close'].__wrapped__ is original\n"
+        "leakguard.disable()\n"
+        "assert vars(HTTPResponse)['close'] is original\n"
+        "leakguard.enable()\n"
+        "def work():\n"
+        "    if hasattr(urllib3, 'request'):\n"
+        "        return urllib3.request('GET', URL, preload_content=False)  # MODULE\n"
+        "    return pm.request('GET', URL, preload_content=False)  # MODULE\n"
+        "held = work()\n"
+        "assert vars(HTTPResponse)['close'].__wrapped__ is original\n"
+        "pm.clear()\n"
+        "print('ok')\n"), env={"LEAKGUARD_EXITCODE": "0"})
+    assert r.returncode == 0 and r.stdout == "ok\n", r.stderr
+    head = [line for line in r.stderr.splitlines() if "HTTPResponse" in line]
+    assert head and head[0].startswith("leakguard: urllib3.HTTPResponse still open at "
+                                       "interpreter exit (holding a connection to "), r.stderr
+    assert r.stderr.count("# MODULE") == 1 and "leakguard: 1 leaked" in r.stderr, r.stderr

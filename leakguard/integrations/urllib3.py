@@ -4,17 +4,18 @@ responses made with preload_content=False."""
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterable
 
-from .._guard import guard, internal_error
+from .._guard import guard
 from .._tracker import TRACKER
+from .._unseen import unseen_by_warnings
 from ._base import Integration, origin, tally
 from ._responses import ResponseReader, dying_record, origin_of, snapshot, track_response
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from types import ModuleType
     from typing import Any
 
 
@@ -153,6 +154,7 @@ class Urllib3Integration(Integration):
     # libraries whose sessions own the PoolManagers they create (requests' and niquests'
     # HTTPAdapter): such a PoolManager is part of that session, never reported on its own
     owners = ("requests", "niquests")
+    _closes_watched = False  # HTTPResponse.close wrapped (see _watch_closes)
 
     def resources(self, session: Any) -> object:
         return session.pools
@@ -172,62 +174,71 @@ class Urllib3Integration(Integration):
             frame = frame.f_back  # type: ignore[assignment]
         return False
 
-    def response_patches(self, mod: ModuleType) -> list[tuple[type, str, Any]]:
-        made = "tracking a urllib3 response"
-        closing = guard("closing a urllib3 response")
-        owners = self.owners
+    def on_response(self, session: Any, result: Any, kwargs: Any, user: Any = None) -> None:
+        # a response still holding its connection (preload_content=False), unless a library
+        # that owns the manager tracks it as its own (read whole, it was released already)
+        if getattr(result, "_connection", None) is None or self.owned_elsewhere() or \
+                not raw_holds(result):
+            return
+        self._watch_closes()  # before it is tracked: every close of it is seen
+        # its body (http.client's response) kept until the verdict: in a reference cycle,
+        # that one's finalizer would close it before the response's own, which then neither
+        # closes nor tells (see _close)
+        track_response(result, RESPONSES, "urllib3.HTTPResponse",
+                       pool_origin(getattr(result, "_pool", None)),
+                       result.__dict__.get("_fp"), user)
 
-        def urlopen(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            result = wrapped(*args, **kwargs)
-            # a response still holding its connection (preload_content=False), unless a
-            # library that owns it (requests) tracks it as its own
-            if getattr(result, "_connection", None) is not None:
-                # every streamed request of requests passes here: try/except hands an error
-                # to the guard's handler as `with guard` does, without its two calls
-                try:
-                    # owned_elsewhere(), inline: from urlopen's caller (wrapt calls this
-                    # wrapper from C: no frame of its own in between)
-                    frame: Any = sys._getframe().f_back
-                    tops = _TOPS
-                    owned = False
-                    while frame is not None:
-                        top = tops.get(frame.f_code.co_filename)
-                        if top is None:
-                            top = _top_of(frame)
-                        if top not in _THROUGH:
-                            owned = top in owners
-                            break
-                        frame = frame.f_back
-                    if not owned and raw_holds(result):
-                        # its body (http.client's response) kept until the verdict: in a
-                        # reference cycle, that one's finalizer would close it before the
-                        # response's own, which then neither closes nor tells (see close)
-                        track_response(result, RESPONSES, "urllib3.HTTPResponse",
-                                       pool_origin(instance), result.__dict__.get("_fp"))
-                except Exception as exc:
-                    internal_error(made, exc)
-            return result
+    # Responses are looked at in PoolManager.urlopen (a requester: its wrapper is there for
+    # the last use anyway), not in the pools' urlopen, which requests calls for each of its
+    # requests: a wrapt call there was a third of a requests request's bookkeeping. A pool
+    # used directly, without a manager, is not watched (README, Known limits).
 
-        def close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            live = TRACKER._live
-            tracked = bool(live) and id(instance) in live
-            if tracked:
-                with closing:
-                    # io's finalizer closes a dropped response (and says so in _finalizing):
-                    # whether it still held its connection is read now, before that close
-                    if instance.__dict__.get("_finalizing") or _in_del(instance):
-                        if TRACKER._in_gc:
-                            finalized_in_gc(instance)
-                        else:
-                            snapshot(instance, RESPONSES)
-                        tracked = False
-            result = wrapped(*args, **kwargs)
-            if tracked:
-                with closing:
-                    TRACKER.close(instance)  # closed by the program: forgotten now
-            return result
+    def _watch_closes(self) -> None:
+        """Wrap HTTPResponse.close once the first response is tracked, never before: requests'
+        responses (tracked as requests') never need it, and every close would pay a wrapt call."""
+        if self._closes_watched or not self._patched:
+            return
+        with _PATCHING:
+            if self._closes_watched or not self._patched:
+                return
+            from urllib3 import response
 
-        from urllib3 import connectionpool, response
+            from .._wrapt import function_wrapper
 
-        return [(connectionpool.HTTPConnectionPool, "urlopen", urlopen),
-                (response.HTTPResponse, "close", close)]
+            cls: Any = response.HTTPResponse
+            original = vars(cls)["close"]
+            cls.close = function_wrapper()(original, unseen_by_warnings(_close))
+            self._patched.append((cls, "close", original))  # put back by unpatch()
+            self._closes_watched = True
+
+    def unpatch(self) -> None:
+        """Put every original back (HTTPResponse.close too, if it was wrapped)."""
+        with _PATCHING:
+            super().unpatch()
+            self._closes_watched = False
+
+
+_PATCHING = threading.Lock()
+_CLOSING = guard("closing a urllib3 response")
+
+
+def _close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """HTTPResponse.close: a tracked response closed by the program is forgotten; closed by
+    io's finalizer (dropped), whether it still held its connection is read first."""
+    live = TRACKER._live
+    tracked = bool(live) and id(instance) in live
+    if tracked:
+        with _CLOSING:
+            # io's finalizer closes a dropped response (and says so in _finalizing):
+            # whether it still held its connection is read now, before that close
+            if instance.__dict__.get("_finalizing") or _in_del(instance):
+                if TRACKER._in_gc:
+                    finalized_in_gc(instance)
+                else:
+                    snapshot(instance, RESPONSES)
+                tracked = False
+    result = wrapped(*args, **kwargs)
+    if tracked:
+        with _CLOSING:
+            TRACKER.close(instance)  # closed by the program: forgotten now
+    return result
