@@ -7,7 +7,7 @@ from time import monotonic
 
 from .._guard import internal_error
 from .._tracker import TRACKER
-from .._usage import _USER_FILES, user_frame
+from .._usage import _LIBRARY_FILES, _USER_FILES, _user_file, user_frame
 from ._base import Integration, origin, tally
 from ._responses import ResponseReader, _Then, _then, origin_of, track_response
 
@@ -166,6 +166,7 @@ class AiohttpIntegration(Integration):
 
 _WHERE = "a request of an aiohttp session"
 _LIVE = TRACKER._live
+_getframe = sys._getframe
 
 
 def _context_wrapper(integration: AiohttpIntegration, session_at: int | None) -> Any:
@@ -180,15 +181,26 @@ def _context_wrapper(integration: AiohttpIntegration, session_at: int | None) ->
             # the user's line: above get() (or aiohttp.request()) and outwards; for the last
             # use, and the response's stack if a Task drives the request (asyncio.gather):
             # where, not the frame (held, it could form a cycle with an unawaited request)
-            caller = sys._getframe(1)
-            found = direct = caller.f_back
-            if found is None or found.f_code.co_filename not in _USER_FILES:
-                found = user_frame(found)  # (the common case, the user's, needs no call)
+            caller = _getframe(1)
+            found = caller.f_back
             if found is None:
                 code = called_at = None
+                into = False
             else:
+                # what is known of the line that called: one lookup (every object touched
+                # here costs a request more than its instructions: a cache miss each)
                 code, lasti = found.f_code, found.f_lasti
-                called_at = (code, lasti)
+                site = _SITES.get(id(code) ^ lasti)
+                if site is None or site[0] is not code or site[1] != lasti:
+                    site = _remember_site(code, lasti)
+                into = site[2]
+                if not site[3]:  # a library's line (a wrapper of aiohttp): the user's, above
+                    found = user_frame(found)
+                    if found is None:
+                        code = None
+                    else:
+                        code, lasti = found.f_code, found.f_lasti
+                called_at = None if code is None else (code, lasti)
             # the session: `self` of get(), request(), ... (a response read whole lets go of
             # it); aiohttp.request() passes its own
             session = caller.f_locals.get("self") if session_at is None else \
@@ -200,18 +212,10 @@ def _context_wrapper(integration: AiohttpIntegration, session_at: int | None) ->
                     record.last_lasti = lasti
                 record.last_time = monotonic()
                 record.uses += 1
-            if on_response is not None:
-                # `async with session.get(...)` gives the response back at the block's end
-                # (aiohttp's __aexit__ releases it): it cannot leak, nothing to look at
-                into = False
-                if code is not None and found is direct:
-                    known = _WITH.get(id(code) ^ lasti)
-                    if known is None or known[0] is not code or known[1] != lasti:
-                        known = _remember_with(code, lasti)
-                    into = known[2]
-                if not into:
-                    then = _Then(_then, args[0], on_response, session, None, called_at,
-                                 _WHERE)
+            # `async with session.get(...)` gives the response back at the block's end
+            # (aiohttp's __aexit__ releases it): it cannot leak, nothing to look at
+            if not into and on_response is not None:
+                then = _Then(_then, args[0], on_response, session, None, called_at, _WHERE)
         except Exception as exc:
             internal_error(_WHERE, exc)
         if then is None:
@@ -223,30 +227,35 @@ def _context_wrapper(integration: AiohttpIntegration, session_at: int | None) ->
     return context
 
 
-# id(code) ^ offset of a user's call of a request method -> (code, offset, whether the
-# call's result goes straight into `async with`); holds the code: the id stays its own
-_WITH: dict[int, tuple[CodeType, int, bool]] = {}
-_WITH_MAX = 4096
+# id(code) ^ offset of a line that called a request method -> (code, offset, whether the
+# call's result goes straight into `async with`, whether the line is the user's); holds the
+# code: the id stays its own
+_SITES: dict[int, tuple[CodeType, int, bool, bool]] = {}
+_SITES_MAX = 4096
 
 
-def _remember_with(code: CodeType, lasti: int) -> tuple[CodeType, int, bool]:
-    """Whether the call at `lasti` in `code` hands its result to `async with`, remembered."""
+def _remember_site(code: CodeType, lasti: int) -> tuple[CodeType, int, bool, bool]:
+    """Whether the call at `lasti` in `code` is the user's and hands its result to
+    `async with`, remembered."""
+    filename = code.co_filename
+    user = filename in _USER_FILES or (filename not in _LIBRARY_FILES and _user_file(filename))
     into = False
-    try:
-        import dis
+    if user:
+        try:
+            import dis
 
-        # the offset is the call's, or (3.11, 3.12) that of its last inline cache entry: the
-        # next instruction after it, if the one before is the call (3.9 to 3.13)
-        last = ""
-        for instruction in dis.get_instructions(code):  # once per line that makes requests
-            if instruction.offset > lasti:
-                into = last.startswith("CALL") and instruction.opname == "BEFORE_ASYNC_WITH"
-                break
-            last = instruction.opname
-    except Exception:  # not read: looked at, as any other request
-        into = False
-    if len(_WITH) >= _WITH_MAX:
-        _WITH.clear()
-    known = _WITH[id(code) ^ lasti] = (code, lasti, into)
+            # the offset is the call's, or (3.11, 3.12) that of its last inline cache entry:
+            # the next instruction after it, if the one before is the call (3.9 to 3.13)
+            last = ""
+            for instruction in dis.get_instructions(code):  # once per line that requests
+                if instruction.offset > lasti:
+                    into = last.startswith("CALL") and \
+                        instruction.opname == "BEFORE_ASYNC_WITH"
+                    break
+                last = instruction.opname
+        except Exception:  # not read: looked at, as any other request
+            into = False
+    if len(_SITES) >= _SITES_MAX:
+        _SITES.clear()
+    known = _SITES[id(code) ^ lasti] = (code, lasti, into, user)
     return known
-
