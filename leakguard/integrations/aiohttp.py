@@ -184,7 +184,7 @@ def _context_wrapper(integration: AiohttpIntegration, session_at: int | None) ->
             caller = _getframe(1)
             found = caller.f_back
             if found is None:
-                code = called_at = None
+                code = None
                 into = False
             else:
                 # what is known of the line that called: one lookup (every object touched
@@ -200,7 +200,6 @@ def _context_wrapper(integration: AiohttpIntegration, session_at: int | None) ->
                         code = None
                     else:
                         code, lasti = found.f_code, found.f_lasti
-                called_at = None if code is None else (code, lasti)
             # the session: `self` of get(), request(), ... (a response read whole lets go of
             # it); aiohttp.request() passes its own
             session = caller.f_locals.get("self") if session_at is None else \
@@ -215,7 +214,8 @@ def _context_wrapper(integration: AiohttpIntegration, session_at: int | None) ->
             # `async with session.get(...)` gives the response back at the block's end
             # (aiohttp's __aexit__ releases it): it cannot leak, nothing to look at
             if not into and on_response is not None:
-                then = _Then(_then, args[0], on_response, session, None, called_at, _WHERE)
+                then = _Then(_then, args[0], on_response, session, None,
+                             None if code is None else (code, lasti), _WHERE)
         except Exception as exc:
             internal_error(_WHERE, exc)
         if then is None:
