@@ -8,7 +8,8 @@ from time import monotonic
 from .._guard import internal_error
 from .._tracker import TRACKER
 from .._usage import _LIBRARY_FILES, _USER_FILES, _user_file, user_frame
-from ._base import Integration, origin, tally
+from ._aiohttp_pool import closed_by_finalizer, finalizing, pool_of
+from ._base import Integration
 from ._responses import ResponseReader, _Then, _then, origin_of, track_response
 
 TYPE_CHECKING = False
@@ -100,24 +101,29 @@ class AiohttpIntegration(Integration):
     _response_class: type | None = None
 
     def resources(self, session: Any) -> object:
-        return session.connector
+        # the connector weakly (held, it would keep alive the responses that hold one of
+        # its connections, and their session), with its state as its finalizer began
+        connector = session.connector
+        return None if connector is None else pool_of(connector)
 
     def is_closed(self, session: Any) -> bool:
-        return bool(session.closed)
+        if not session.closed:
+            return False
+        # a connector closed by its own finalizer (garbage with its session, finalized
+        # first in the collection) was not closed by the program
+        connector = session.connector
+        return connector is None or not closed_by_finalizer(connector)
 
     def resources_closed(self, resources: Any) -> bool:
-        return resources is None or bool(resources.closed)
+        state = None if resources is None else resources.now()
+        # unknown (gone without its finalizer seen): closed, never a leak on a guess
+        return state is None or state[0]
 
     def connections(self, resources: Any) -> tuple[int | None, list[str]]:
-        if resources is None or resources.closed:
-            return 0, []
-        conns = getattr(resources, "_conns", None)
-        if conns is None:
-            return None, []
-        return tally((origin("https" if key.is_ssl else "http", key.host, key.port),
-                      sum(1 for proto, *_ in list(entries)
-                          if getattr(proto, "transport", None) is not None))
-                     for key, entries in list(conns.items()))
+        state = None if resources is None else resources.now()
+        if state is None:
+            return (0, []) if resources is None else (None, [])
+        return state[1], state[2]
 
     def on_response(self, session: Any, result: Any, kwargs: Any,
                     user: CalledAt | None = None) -> None:
@@ -148,6 +154,11 @@ class AiohttpIntegration(Integration):
     def module_patches(self, mod: ModuleType) -> list[tuple[object, str, object, Any]]:
         client = getattr(mod, "client", None)
         patches: list[tuple[object, str, object, Any]] = []
+        # the connector's finalizer: its state read before it closes itself (_aiohttp_pool)
+        base = getattr(getattr(mod, "connector", None), "BaseConnector", None)
+        finalizer = vars(base).get("__del__") if isinstance(base, type) else None
+        if callable(finalizer):
+            patches.append((base, "__del__", finalizer, finalizing))
         for name, session_at in (("_RequestContextManager", None),
                                  ("_SessionRequestContextManager", 1)):  # aiohttp.request()
             found = vars(client).get(name) if client is not None else None
