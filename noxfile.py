@@ -73,7 +73,7 @@ def niquests(session: nox.Session, release: str) -> None:
 @nox.session
 def sdks(session: nox.Session) -> None:
     """The OpenAI and Anthropic SDKs (on httpx2) against a local server answering their API."""
-    session.install(".", *TEST_TOOLS, "openai", "anthropic")
+    session.install(".", *TEST_TOOLS, "openai", "anthropic", "aiohttp")
     session.run("python", "-c", VERSIONS)
     session.run("pytest", "-q", "-p", "no:cacheprovider",
                 *(session.posargs or ["tests/test_sdks.py"]))

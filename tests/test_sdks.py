@@ -315,3 +315,27 @@ def test_async_stream_stopped_early_is_judged_by_what_the_sdk_really_does(
         assert "stream = await C." in stderr, stderr
     else:
         assert stderr == "next request: ok\n", stderr
+
+
+def test_aiohttp_transport_client_is_one_session(sdk: Sdk, tmp_path: Path) -> None:
+    # DefaultAioHttpClient: an httpx2 client whose transport makes its own aiohttp session;
+    # that session is the client's (closed by its aclose()): one client held until exit is
+    # one report, with the aiohttp connection counted; closed, nothing
+    pytest.importorskip("aiohttp")
+    body = f"""
+    KEEP = []
+    async def main():
+        async with {sdk.aio[:-1]}, http_client={sdk.module}.DefaultAioHttpClient()) as C:
+            await {sdk.call}
+        C = {sdk.aio[:-1]}, http_client={sdk.module}.DefaultAioHttpClient())
+        await {sdk.call}
+        KEEP.append(C)
+    asyncio.run(main())
+    """
+    stderr, status, written = run(sdk, body, tmp_path)
+    assert status == 0, stderr
+    assert "aiohttp.ClientSession" not in stderr, stderr
+    assert stderr.count("AioHttpClient still open at interpreter exit (1 open connection to "
+                        "http://127.0.0.1:") == 1, stderr
+    assert "leakguard: 1 leaked session (1 still open at exit)" in stderr, stderr
+    assert [json.loads(line)["event"] for line in written.splitlines()] == ["exit"]

@@ -28,14 +28,24 @@ def read(connector: Any) -> State:
     """The connector's closed state and its open pooled connections, now."""
     if connector.closed:
         return True, 0, []
+    counts = origin_counts(connector)
+    if counts is None:
+        return False, None, []
+    count, origins = tally(counts)
+    return False, count, origins
+
+
+def origin_counts(connector: Any) -> list[tuple[str, int]] | None:
+    """(origin, open pooled connections) for each key of a connector's pool; None: unknown."""
+    if connector.closed:
+        return []
     conns = getattr(connector, "_conns", None)
     if conns is None:
-        return False, None, []
-    count, origins = tally((origin("https" if key.is_ssl else "http", key.host, key.port),
-                            sum(1 for proto, *_ in list(entries)
-                                if getattr(proto, "transport", None) is not None))
-                           for key, entries in list(conns.items()))
-    return False, count, origins
+        return None
+    return [(origin("https" if key.is_ssl else "http", key.host, key.port),
+             sum(1 for proto, *_ in list(entries)
+                 if getattr(proto, "transport", None) is not None))
+            for key, entries in list(conns.items())]
 
 
 class _Ref(weakref.ref):  # type: ignore[type-arg]

@@ -27,6 +27,23 @@ def _pool_connections(transport: Any) -> list[Any] | None:
     return list(connections)
 
 
+def _aiohttp_connections(transport: Any) -> list[tuple[str, int]] | None:
+    """(origin, open connections) of a transport over an aiohttp session (httpx_aiohttp, the
+    OpenAI and Anthropic SDKs' DefaultAioHttpClient): that session is the client's, not
+    tracked on its own (see AiohttpIntegration.owned_elsewhere); None: not one."""
+    if "httpx_aiohttp" not in type(transport).__module__:
+        return None
+    session = getattr(transport, "client", None)
+    if session is None:
+        return []  # no request yet: no session, no connection
+    connector = getattr(session, "connector", None)
+    if connector is None:
+        return [] if getattr(session, "closed", False) else None
+    from ._aiohttp_pool import origin_counts
+
+    return origin_counts(connector)
+
+
 def pool_stream(response: Any) -> Any:
     """httpcore's stream under a streamed response (it holds the pool slot); None if none."""
     stream = getattr(getattr(response, "stream", None), "_stream", None)  # Bound*Stream
@@ -163,12 +180,16 @@ class HttpxIntegration(Integration):
         return bool(session.is_closed)
 
     def connections(self, resources: Any) -> tuple[int | None, list[str]]:
-        pools = [_pool_connections(t) for t in resources if t is not None]
-        if any(found is None for found in pools):
+        transports = [t for t in resources if t is not None]
+        pools = [_pool_connections(t) for t in transports]
+        over_aiohttp = [_aiohttp_connections(t) for t, found in zip(transports, pools)
+                        if found is None]
+        if any(found is None for found in over_aiohttp):
             return None, []  # a transport that does not expose its pool: say unknown
-        return tally((origin(c._origin.scheme.decode("ascii"), c._origin.host.decode("ascii"),
-                             c._origin.port), 1)
-                     for found in pools for c in found or () if not c.is_closed())
+        return tally([*((origin(c._origin.scheme.decode("ascii"),
+                                c._origin.host.decode("ascii"), c._origin.port), 1)
+                        for found in pools for c in found or () if not c.is_closed()),
+                      *(pair for found in over_aiohttp for pair in found or ())])
 
     def on_response(self, session: Any, result: Any, kwargs: Any,
                     user: FrameType | CalledAt | None = None) -> None:
