@@ -70,6 +70,9 @@ class Integration:
     async_closers: tuple[str, ...] = ()
     requesters: tuple[str, ...] = ()  # session methods that make one request (last use)
     reusable = False  # a request after close reopens the session: reported (used after close)
+    # the keyword argument of a requester that asks for a streamed response: one asked for
+    # without it was read whole, and is not looked at (no call, no generator per request)
+    streamed_by: str | None = None
     responses = True  # enable(responses=...): also track the responses that hold a connection
 
     def __init__(self) -> None:

@@ -233,6 +233,7 @@ def request_wrapper(integration: Any, method: Any) -> Any:
     reusable = integration.reusable
     closer = integration.closers[0] if integration.closers else "close"
     on_response = integration.on_response if integration.tracks_responses() else None
+    gate = integration.streamed_by
     # every request passes here: try/except hands an error to the guard's handler
     # (internal_error) as `with guard` does, without its two calls per request
 
@@ -249,6 +250,8 @@ def request_wrapper(integration: Any, method: Any) -> Any:
             except Exception as exc:
                 internal_error(where, exc)
             coro = wrapped(*args, **kwargs)
+            if gate is not None and not kwargs.get(gate):
+                return coro  # read whole: its response is not looked at
             return _Then(_then, coro, on_response, instance, kwargs, called_at, where)
 
         return async_request
@@ -261,7 +264,7 @@ def request_wrapper(integration: Any, method: Any) -> Any:
         except Exception as exc:
             internal_error(where, exc)
         result = wrapped(*args, **kwargs)
-        if on_response is not None:
+        if on_response is not None and (gate is None or kwargs.get(gate)):
             try:
                 on_response(instance, result, kwargs, user)
             except Exception as exc:

@@ -166,6 +166,7 @@ class HttpxIntegration(Integration):
     closers = ()
     async_closers = ("aclose", "__aexit__")
     requesters = ("send",)  # every request method, and stream()
+    streamed_by = "stream"
     response_name = "httpx.Response"
 
     def foreign(self, mod: ModuleType) -> bool:

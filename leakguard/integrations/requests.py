@@ -47,6 +47,7 @@ class RequestsIntegration(Integration):
     closers = ("close",)
     requesters = ("send",)
     reusable = True
+    streamed_by = "stream"
     response_name = "requests.Response"
 
     def resources(self, session: Any) -> object:
