@@ -232,7 +232,7 @@ class LeakguardPlugin:
         shown = path if path != self.folder.leaks or os.path.exists(path) else None
         lines = summary(self.entries, self.suppressed, self.mode == "warn", shown)
         if lines:
-            terminalreporter.section("leakguard: leaked sessions")
+            terminalreporter.section("leakguard: leaked sessions and responses")
             for line in lines:
                 terminalreporter.write_line(line)
             # named in the output: the folder stays

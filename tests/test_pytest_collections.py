@@ -84,7 +84,7 @@ def test_warn_mode_runs_one_full_collection_for_the_whole_run(
             r = _run(pytester, how)
     r.assert_outcomes(passed=9)
     assert _full(r) == 1  # at the end, for every suspect at once; none per test
-    out = r.stdout.str().split("leakguard: leaked sessions")[1]
+    out = r.stdout.str().split("leakguard: leaked sessions and responses")[1]
     assert "3 leaked sessions (1 garbage-collected without close(), 2 still open after " \
            "its test or fixture) in 3 tests" in out
     for name in ("test_keeps_1", "test_keeps_2", "test_old_cycle_never_closed"):
@@ -105,7 +105,7 @@ def test_zz_after():
     r = _run(pytester, "--leakguard-mode=warn", "-p", "no:randomly")
     r.assert_outcomes(passed=11)
     assert _full(r) == 1  # the test's own; none left for the end
-    out = r.stdout.str().split("leakguard: leaked sessions")[1]
+    out = r.stdout.str().split("leakguard: leaked sessions and responses")[1]
     assert "in 3 tests" in out
     for name in ("test_keeps_1", "test_keeps_2", "test_old_cycle_never_closed"):
         assert f"leakguard: test test_s.py::{name} leaked 1 session" in out
@@ -189,7 +189,7 @@ def test_every_pinned_leak_names_its_test(pytester: pytest.Pytester, how: str) -
             args.append("--leakguard-mode=warn")
         r = _run(pytester, *args)
     r.assert_outcomes(passed=8)
-    section = r.stdout.str().split("leakguard: leaked sessions")[1]
+    section = r.stdout.str().split("leakguard: leaked sessions and responses")[1]
     assert "in 4 tests" in section.splitlines()[1]
     last = "test_o.py::test_clean[3]"  # tears down the module and session fixtures
     assert _site_tests(section) == {
@@ -230,7 +230,7 @@ def test_a_fixtures_leak_never_fails_an_allowed_test(pytester: pytest.Pytester,
     assert r.ret == 1  # the run still fails: the leak is shown in the summary
     out = r.stdout.str()
     assert "ERROR" not in out
-    section = out.split("leakguard: leaked sessions")[1]
+    section = out.split("leakguard: leaked sessions and responses")[1]
     assert "leakguard: 1 leaked session (" in section
     assert "1 x requests.Session created at test_allow.py:" in section
     assert "leakguard: fixture 'never_closed' (module scope) leaked 1 session, torn down " \

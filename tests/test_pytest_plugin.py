@@ -130,7 +130,7 @@ KEEP = []
     w = _run(pytester, "--leakguard-mode=warn")
     w.assert_outcomes(passed=2)
     assert w.ret == 0
-    assert "leakguard: leaked sessions" in w.stdout.str()
+    assert "leakguard: leaked sessions and responses" in w.stdout.str()
     assert "leakguard: test test_one.py::test_leaky leaked 1 session" in w.stdout.str()
 
 

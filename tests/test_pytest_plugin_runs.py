@@ -194,7 +194,7 @@ def test_clean():
     r.assert_outcomes(passed=2)
     assert r.ret == 0
     out = r.stdout.str()
-    section = out.split("leakguard: leaked sessions")[1]
+    section = out.split("leakguard: leaked sessions and responses")[1]
     assert "leakguard: 1 leaked session (1 garbage-collected without close()) in 1 test" \
            in section
     assert "leakguard: test test_one.py::test_leaks leaked 1 session" in section
@@ -225,7 +225,7 @@ def test_other_site():
         mp.setenv("LEAKGUARD_SUPPRESSIONS", str(supp))
         r = _run(pytester, "--leakguard-mode=warn")
     r.assert_outcomes(passed=27)
-    out = r.stdout.str().split("leakguard: leaked sessions")[1]
+    out = r.stdout.str().split("leakguard: leaked sessions and responses")[1]
     lines = out.splitlines()
     assert lines[1] == ("leakguard: 26 leaked sessions (26 garbage-collected without close()) "
                         "in 26 tests, 1 suppressed")
@@ -255,7 +255,7 @@ def test_leaks():
     pytester.makeini("[pytest]\nleakguard = warn\n")
     w = _run(pytester, "test_one.py")
     w.assert_outcomes(passed=1)
-    assert "leakguard: leaked sessions" in w.stdout.str()
+    assert "leakguard: leaked sessions and responses" in w.stdout.str()
     _run(pytester, "--leakguard-mode=fail").assert_outcomes(passed=1, errors=1)
     pytester.makeini("[pytest]\nleakguard = maybe\n")
     bad = _run(pytester)
@@ -342,7 +342,7 @@ def test_many(n):
 ''')
     r = _run(pytester, "-p", "xdist", "-n", "2", "--leakguard-mode=warn")
     r.assert_outcomes(passed=4)
-    out = r.stdout.str().split("leakguard: leaked sessions")[1]
+    out = r.stdout.str().split("leakguard: leaked sessions and responses")[1]
     assert "leakguard: 2 leaked sessions (2 garbage-collected without close()) in 2 tests" \
            in out
     assert "leakguard: test test_x.py::test_many[0] leaked 1 session" in out
@@ -387,7 +387,7 @@ def test_streams():
         first_frame = stack.splitlines()[1]
         assert "test_script.py" in first_frame, out
     assert "_console_main" not in out, out
-    head = out.split("leakguard: leaked sessions")[1].splitlines()[1]
+    head = out.split("leakguard: leaked sessions and responses")[1].splitlines()[1]
     assert head.startswith("leakguard: 1 leaked session (") and "; 1 leaked response" in head, out
 
 
