@@ -180,14 +180,21 @@ class Integration:
                 setattr(cls, method, wrapper_type(original, wrapper))
                 self._patched.append((cls, method, original))
         for cls, method, wrapper in self.response_patches(mod) if self.responses else ():
-            original = vars(cls)[method]
-            setattr(cls, method, wrapper_type(original, unseen_by_warnings(wrapper)))
-            self._patched.append((cls, method, original))
+            self.wrap_attribute(cls, method, wrapper)
         for owner, name, target, wrapper in self.module_patches(mod):
             # a module's attribute: `target` wrapped in its place (the original put back)
-            original = vars(owner)[name]
-            setattr(owner, name, wrapper_type(target, unseen_by_warnings(wrapper)))
-            self._patched.append((owner, name, original))
+            self.wrap_attribute(owner, name, wrapper, target)
+
+    def wrap_attribute(self, owner: Any, name: str, wrapper: Any, target: object = None,
+                       ) -> None:
+        """A wrapt wrapper of `target` (the attribute itself by default) in place of
+        owner.name, remembered: unpatch() puts the original back."""
+        from .._wrapt import function_wrapper
+
+        original = vars(owner)[name]
+        setattr(owner, name, function_wrapper()(original if target is None else target,
+                                                unseen_by_warnings(wrapper)))
+        self._patched.append((owner, name, original))
 
     def unpatch(self) -> None:
         """Put every original method back, in reverse order; unpatching twice is a no-op."""

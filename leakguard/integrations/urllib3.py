@@ -9,7 +9,6 @@ from collections.abc import Iterable
 
 from .._guard import guard
 from .._tracker import TRACKER
-from .._unseen import unseen_by_warnings
 from ._base import Integration, origin, tally
 from ._responses import ResponseReader, dying_record, origin_of, snapshot, track_response
 
@@ -203,12 +202,7 @@ class Urllib3Integration(Integration):
                 return
             from urllib3 import response
 
-            from .._wrapt import function_wrapper
-
-            cls: Any = response.HTTPResponse
-            original = vars(cls)["close"]
-            cls.close = function_wrapper()(original, unseen_by_warnings(_close))
-            self._patched.append((cls, "close", original))  # put back by unpatch()
+            self.wrap_attribute(response.HTTPResponse, "close", _close)  # unpatch() undoes
             self._closes_watched = True
 
     def unpatch(self) -> None:
