@@ -42,6 +42,24 @@ def test_async_with_is_not_tracked_the_others_are(reports: Reports, big_url: str
     assert reports.warnings() == []
 
 
+def test_lines_taken_in_turn_keep_their_own_verdict(reports: Reports, big_url: str) -> None:
+    # what is known of the calling line is cached (the last line's): two lines of one
+    # function, in turn, each keep theirs
+    async def main() -> list[int]:
+        seen = []
+        async with aiohttp.ClientSession() as s:
+            for _ in range(3):
+                async with s.get(big_url + "big") as r:
+                    seen.append(len(_responses()))
+                r = await s.get(big_url + "big")
+                seen.append(len(_responses()))
+                r.release()
+        return seen
+
+    assert asyncio.run(main()) == [0, 1] * 3
+    assert reports.warnings() == []
+
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # aiohttp discourages subclasses
 
