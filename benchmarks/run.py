@@ -4,7 +4,8 @@ Every ratio compares configurations measured alternately, round after round, in 
 processes where it matters; the table gives the median and the spread (min-max) of each.
 The per-request rows (and real work) pair many short off/on rounds back to back and give
 the median of the pair ratios, its interquartile range and 95 % interval, and the client's
-CPU ratio (benchmarks/paired.py). `--only TEXT` runs the rows whose name or group contains
+CPU ratio (benchmarks/paired.py); so do the start-up rows, a pair being two interpreter
+starts back to back (CPU: the child's). `--only TEXT` runs the rows whose name or group contains
 TEXT (e.g. `--only 'per request'`). Needs leakguard installed in this interpreter's
 environment (see the README).
 """
@@ -64,23 +65,30 @@ def env_for(active: bool, **extra: str) -> dict[str, str]:
     return env
 
 
-def timed_run(argv: list[str], env: dict[str, str]) -> float:
+def timed_run(argv: list[str], env: dict[str, str]) -> list[float]:
+    """[wall, CPU] seconds of one run of `argv` (CPU: the child's user + system time)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return [wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime]
 
 
 def hook_line_cost() -> float:
-    """Microseconds the installed leakguard.pth line costs with LEAKGUARD unset."""
+    """Microseconds the installed leakguard.pth line costs with LEAKGUARD unset, compiled
+    and run, as site.py does with its text (warm: in a fresh process it costs more, which
+    the next row measures whole)."""
     import timeit
 
     with open(os.path.join(sysconfig.get_paths()["purelib"], "leakguard.pth")) as f:
         line = f.read().strip()
     saved = os.environ.pop("LEAKGUARD", None)
     try:
-        code = compile(line, "leakguard.pth", "exec")  # site.py exec()s the line's text
-        n = 20000
-        return min(timeit.repeat(lambda: exec(code, {}), number=n, repeat=5)) / n * 1e6
+        n = 5000
+        return min(timeit.repeat(lambda: exec(line, {}), number=n, repeat=5)) / n * 1e6
     finally:
         if saved is not None:
             os.environ["LEAKGUARD"] = saved
@@ -96,9 +104,9 @@ def ab_worker(python: str, name: str, *args: str) -> dict[str, list[Any]]:
     return result
 
 
-def alternate(rounds: int, configs: dict[str, object]) -> dict[str, list[float]]:
+def alternate(rounds: int, configs: dict[str, object]) -> dict[str, list[Any]]:
     """Run each configuration once per round, in turn; return every measurement."""
-    results: dict[str, list[float]] = {name: [] for name in configs}
+    results: dict[str, list[Any]] = {name: [] for name in configs}
     order = list(configs)
     for n in range(rounds):
         # every other round in reverse (ABBA), so that no configuration always goes first
@@ -119,6 +127,7 @@ def main() -> int:
     args = parser.parse_args()
     quick = args.quick
     rounds = 3 if quick else 15
+    pairs = 6 if quick else 60  # start-up rows: pairs of processes
     table = Table()
 
     def want(*names: str) -> bool:
@@ -143,19 +152,22 @@ def main() -> int:
             table.value("dormant hook line, in-process",
                         f"{hook_us:.2f} us per interpreter start", "", "< 500 us",
                         hook_us < 500)
-            res = alternate(rounds * 4, {
+            # pairs of runs back to back (ABBA): the median of the pair ratios, as for
+            # the per-request rows; one process is ~10 ms, so a pair meets one load
+            res = alternate(pairs * 4, {
                 "plain": lambda: timed_run([plain, "-c", "pass"], off),
                 "hooked": lambda: timed_run([hooked, "-c", "pass"], off)})
-            table.ratio("start-up, dormant (python -c pass)", res["plain"], res["hooked"],
-                        1.02)
+            table.paired("start-up, dormant (python -c pass)",
+                         paired.estimate(res["plain"], res["hooked"]), 1.02, unit="ms")
 
         # 2. start-up, active
         for lib in ("requests", "aiohttp"):
             if want(f"start-up, active (import {lib})"):
-                res = alternate(rounds, {
+                res = alternate(pairs, {
                     "off": lambda lib=lib: timed_run([hooked, "-c", f"import {lib}"], off),
                     "on": lambda lib=lib: timed_run([hooked, "-c", f"import {lib}"], on)})
-                table.ratio(f"start-up, active (import {lib})", res["off"], res["on"], 1.10)
+                table.paired(f"start-up, active (import {lib})",
+                             paired.estimate(res["off"], res["on"]), 1.10, unit="ms")
 
         # 3. session lifecycle, construct + close: off and on alternated in one process
         for lib in workloads.LIFECYCLE:

@@ -12,7 +12,7 @@ _FALSY = ("", "0", "false", "no", "off")
 
 def run() -> None:
     """Entry point of leakguard.pth and leakguard.start: active only if LEAKGUARD says so."""
-    # the same test as the .pth line: unset or falsy costs one dict lookup, imports nothing
+    # the same test as the .pth line (which imports nothing unless it passes)
     if os.environ.get("LEAKGUARD", "").strip().lower() not in _FALSY:
         activate(default=False)
 
