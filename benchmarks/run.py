@@ -314,11 +314,14 @@ def scale(table: Table, want: Callable[..., bool], hooked: str, quick: bool) -> 
 
     suite = pytest_suite.measure(hooked, 200 if quick else 2000, 20 if quick else 200,
                                  2 if quick else 5)
-    times, found = suite.times, suite.flagged
+    times, cpu, found = suite.times, suite.cpu, suite.flagged
     for name, label, target in (("flag", "pytest --leakguard", 1.10),
                                 ("env", "LEAKGUARD=1 pytest", 1.05)):
-        table.ratio(f"{label}, synthetic suite", times["plain"], times[name], target,
-                    unit="s", scale=1.0)
+        # a round runs the three configurations back to back (ABBA): paired by round
+        table.paired(f"{label}, synthetic suite",
+                     paired.estimate([list(r) for r in zip(times["plain"], cpu["plain"])],
+                                     [list(r) for r in zip(times[name], cpu[name])]),
+                     target, unit="s")
     table.value("  leaking tests flagged (--leakguard, LEAKGUARD=1)",
                 f"{len(found['flag'])}, {len(found['env'])} of {len(suite.leaking)}",
                 "", "exactly those", found["flag"] == suite.leaking == found["env"])

@@ -25,7 +25,7 @@ class Table:
     def paired(self, label: str, est: paired.Estimate, target: float,
                unit: str = "us") -> None:
         """A paired row: the verdict on the median pair ratio of wall time."""
-        scale = {"us": 1e6, "ms": 1e3}[unit]
+        scale = {"us": 1e6, "ms": 1e3, "s": 1.0}[unit]
         self.rows.append((label, f"{est.off * scale:.1f} -> {est.on * scale:.1f} {unit}; pairs "
                           f"IQR {est.q1:.3f}-{est.q3:.3f}, 95% {est.lo:.3f}-{est.hi:.3f}; "
                           f"CPU {est.cpu:.3f} ({est.cpu_lo:.3f}-{est.cpu_hi:.3f}); "
